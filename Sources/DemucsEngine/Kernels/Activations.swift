@@ -1,0 +1,44 @@
+import Foundation
+
+/// Elementwise activations, in place.
+enum Activations {
+    /// GELU with the exact erf form (PyTorch's default, `approximate='none'`).
+    static func gelu(_ x: inout Tensor) {
+        x.data.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count {
+                let v = p[i]
+                p[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752440))
+            }
+        }
+    }
+
+    static func relu(_ x: inout Tensor) {
+        x.data.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count where p[i] < 0 { p[i] = 0 }
+        }
+    }
+
+    /// Gated linear unit over the channel axis of a `[batch, 2C, plane]` tensor:
+    /// the first half times the sigmoid of the second half, giving `[batch, C, plane]`.
+    static func glu(_ x: Tensor, batch: Int) -> Tensor {
+        let channels2 = x.shape[1]
+        let half = channels2 / 2
+        let plane = x.count / (batch * channels2)
+        var shape = x.shape
+        shape[1] = half
+        var out = Tensor(zeros: shape)
+        x.data.withUnsafeBufferPointer { xs in
+            out.data.withUnsafeMutableBufferPointer { os in
+                for b in 0..<batch {
+                    let src = xs.baseAddress! + b * channels2 * plane
+                    let dst = os.baseAddress! + b * half * plane
+                    let gate = src + half * plane
+                    for i in 0..<(half * plane) {
+                        dst[i] = src[i] / (1 + expf(-gate[i]))
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

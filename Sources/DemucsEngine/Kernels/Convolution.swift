@@ -1,0 +1,200 @@
+/// Convolutions as matrix multiplies.
+///
+/// Demucs convolves along one axis at a time: the time axis in the waveform branch, the
+/// frequency axis (kernel `[K, 1]`) in the spectrogram branch. Both are the same operation on a
+/// `[batch, channels, length, inner]` layout, where `inner` is 1 for a 1-D convolution and the
+/// number of time frames for a frequency convolution. The input is unfolded ("im2col") into a
+/// `[Cin·K, Lout·inner]` matrix, one block of output positions at a time so that the unfolded
+/// copy stays small, and multiplied by the `[Cout, Cin·K]` weight.
+enum Convolution {
+    /// Largest unfolded block, in floats (32 MiB), before the output is done in pieces.
+    static let maxColumnFloats = 8 << 20
+
+    /// Output length of a convolution.
+    static func outputLength(_ length: Int, kernel: Int, stride: Int, padding: Int, dilation: Int = 1) -> Int {
+        (length + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
+    }
+
+    /// Convolution along the `length` axis of a `[batch, cin, length, inner]` tensor.
+    /// - Parameters:
+    ///   - weight: `[cout, cin, kernel]` (any trailing 1s of a `[K, 1]` kernel removed by the caller).
+    ///   - bias: `[cout]` or nil.
+    /// - Returns: `[batch, cout, lout, inner]`.
+    static func conv(
+        _ x: Tensor, batch: Int, inner: Int,
+        weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, dilation: Int = 1
+    ) -> Tensor {
+        let cout = weight.shape[0], cin = weight.shape[1], kernel = weight.shape[2]
+        let length = x.count / (batch * cin * inner)
+        precondition(length * batch * cin * inner == x.count, "conv input \(x.shape) does not fit cin \(cin)")
+        let lout = outputLength(length, kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+        var out = Tensor(zeros: [batch, cout, lout, inner])
+        let rows = cin * kernel
+        let outPlane = lout * inner
+        let pointwise = kernel == 1 && stride == 1 && padding == 0
+        // Output positions per block, so that the unfolded block stays under the limit.
+        let block = max(1, min(lout, maxColumnFloats / max(rows * inner, 1)))
+        var col = pointwise ? [] : [Float](repeating: 0, count: rows * block * inner)
+        x.data.withUnsafeBufferPointer { xs in
+            weight.data.withUnsafeBufferPointer { ws in
+                out.data.withUnsafeMutableBufferPointer { os in
+                    col.withUnsafeMutableBufferPointer { cs in
+                        for b in 0..<batch {
+                            let xb = xs.baseAddress! + b * cin * length * inner
+                            let ob = os.baseAddress! + b * cout * outPlane
+                            if pointwise {
+                                GEMM.multiply(m: cout, n: outPlane, k: cin, a: ws.baseAddress!, b: xb, c: ob)
+                                continue
+                            }
+                            var start = 0
+                            while start < lout {
+                                let n = min(block, lout - start)
+                                let cols = n * inner
+                                // Unfold: row (ci, k) holds x[ci, lo*stride + k*dilation - padding, :].
+                                for ci in 0..<cin {
+                                    for k in 0..<kernel {
+                                        let row = cs.baseAddress! + (ci * kernel + k) * cols
+                                        let src = xb + ci * length * inner
+                                        for j in 0..<n {
+                                            let pos = (start + j) * stride + k * dilation - padding
+                                            let dst = row + j * inner
+                                            if pos < 0 || pos >= length {
+                                                dst.update(repeating: 0, count: inner)
+                                            } else {
+                                                dst.update(from: src + pos * inner, count: inner)
+                                            }
+                                        }
+                                    }
+                                }
+                                GEMM.multiply(
+                                    m: cout, n: cols, k: rows,
+                                    a: ws.baseAddress!, b: cs.baseAddress!,
+                                    c: ob + start * inner, ldc: outPlane)
+                                start += n
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let bias { addChannelBias(&out, bias: bias, batch: batch, plane: outPlane) }
+        return out
+    }
+
+    /// Transposed convolution along the `length` axis of a `[batch, cin, length, inner]` tensor,
+    /// with no padding (Demucs crops the result itself).
+    /// - Parameters:
+    ///   - weight: `[cin, cout, kernel]`.
+    /// - Returns: `[batch, cout, (length - 1) * stride + kernel, inner]`.
+    static func convTranspose(
+        _ x: Tensor, batch: Int, inner: Int, weight: Tensor, bias: Tensor?, stride: Int
+    ) -> Tensor {
+        let cin = weight.shape[0], cout = weight.shape[1], kernel = weight.shape[2]
+        let length = x.count / (batch * cin * inner)
+        precondition(length * batch * cin * inner == x.count, "convTranspose input \(x.shape) does not fit cin \(cin)")
+        let lout = (length - 1) * stride + kernel
+        var out = Tensor(zeros: [batch, cout, lout, inner])
+        let rows = cout * kernel
+        let cols = length * inner
+        var col = [Float](repeating: 0, count: rows * cols)
+        x.data.withUnsafeBufferPointer { xs in
+            weight.data.withUnsafeBufferPointer { ws in
+                out.data.withUnsafeMutableBufferPointer { os in
+                    col.withUnsafeMutableBufferPointer { cs in
+                        for b in 0..<batch {
+                            let xb = xs.baseAddress! + b * cin * cols
+                            let ob = os.baseAddress! + b * cout * lout * inner
+                            // col[(co, k), (li, i)] = sum_ci W[ci, co, k] * x[ci, li, i]
+                            GEMM.multiply(transA: true, m: rows, n: cols, k: cin,
+                                          a: ws.baseAddress!, b: xb, c: cs.baseAddress!)
+                            // Fold: out[co, li*stride + k, i] += col[(co, k), (li, i)].
+                            for co in 0..<cout {
+                                let oc = ob + co * lout * inner
+                                for k in 0..<kernel {
+                                    let row = cs.baseAddress! + (co * kernel + k) * cols
+                                    for li in 0..<length {
+                                        let dst = oc + (li * stride + k) * inner
+                                        let src = row + li * inner
+                                        for i in 0..<inner { dst[i] += src[i] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let bias { addChannelBias(&out, bias: bias, batch: batch, plane: lout * inner) }
+        return out
+    }
+
+    /// A 2-D convolution with stride 1 on a `[cin, height, width]` tensor (the decoder's
+    /// "rewrite" convolution with context in the spectrogram branch is a 3×3 one).
+    /// - Parameters:
+    ///   - weight: `[cout, cin, kh, kw]`.
+    static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: (Int, Int)) -> Tensor {
+        let cout = weight.shape[0], cin = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
+        let height = x.shape[x.rank - 2], width = x.shape[x.rank - 1]
+        precondition(x.count == cin * height * width)
+        let hout = height + 2 * padding.0 - kh + 1
+        let wout = width + 2 * padding.1 - kw + 1
+        var out = Tensor(zeros: [cout, hout, wout])
+        let rows = cin * kh * kw
+        let block = max(1, min(hout, maxColumnFloats / max(rows * wout, 1)))
+        var col = [Float](repeating: 0, count: rows * block * wout)
+        x.data.withUnsafeBufferPointer { xs in
+            weight.data.withUnsafeBufferPointer { ws in
+                out.data.withUnsafeMutableBufferPointer { os in
+                    col.withUnsafeMutableBufferPointer { cs in
+                        var start = 0
+                        while start < hout {
+                            let n = min(block, hout - start)
+                            let cols = n * wout
+                            for ci in 0..<cin {
+                                for a in 0..<kh {
+                                    for bq in 0..<kw {
+                                        let row = cs.baseAddress! + ((ci * kh + a) * kw + bq) * cols
+                                        for j in 0..<n {
+                                            let h = start + j + a - padding.0
+                                            let dst = row + j * wout
+                                            if h < 0 || h >= height {
+                                                dst.update(repeating: 0, count: wout)
+                                                continue
+                                            }
+                                            let src = xs.baseAddress! + (ci * height + h) * width
+                                            for w in 0..<wout {
+                                                let ww = w + bq - padding.1
+                                                dst[w] = (ww < 0 || ww >= width) ? 0 : src[ww]
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            GEMM.multiply(m: cout, n: cols, k: rows, a: ws.baseAddress!, b: cs.baseAddress!,
+                                          c: os.baseAddress! + start * wout, ldc: hout * wout)
+                            start += n
+                        }
+                    }
+                }
+            }
+        }
+        if let bias { addChannelBias(&out, bias: bias, batch: 1, plane: hout * wout) }
+        return out
+    }
+
+    /// Adds `bias[c]` to every element of channel `c` of a `[batch, channels, plane]` tensor.
+    static func addChannelBias(_ x: inout Tensor, bias: Tensor, batch: Int, plane: Int) {
+        let channels = bias.count
+        x.data.withUnsafeMutableBufferPointer { xs in
+            bias.data.withUnsafeBufferPointer { bs in
+                for b in 0..<batch {
+                    for c in 0..<channels {
+                        let p = xs.baseAddress! + (b * channels + c) * plane
+                        let v = bs[c]
+                        for i in 0..<plane { p[i] += v }
+                    }
+                }
+            }
+        }
+    }
+}

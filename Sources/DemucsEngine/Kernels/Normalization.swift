@@ -1,0 +1,68 @@
+/// Normalisation layers. Statistics are accumulated in Double: they run over hundreds of
+/// thousands of elements, where float32 sums lose the digits that parity needs.
+enum Normalization {
+    /// GroupNorm over a tensor laid out `[batch, channels, plane]` (whatever its shape says), as
+    /// `nn.GroupNorm(groups, channels)`.
+    static func groupNorm(
+        _ x: inout Tensor, batch: Int, channels: Int, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5
+    ) {
+        let plane = x.count / (batch * channels)
+        let perGroup = channels / groups
+        let n = perGroup * plane
+        x.data.withUnsafeMutableBufferPointer { xs in
+            for b in 0..<batch {
+                for g in 0..<groups {
+                    let p = xs.baseAddress! + (b * channels + g * perGroup) * plane
+                    var sum = 0.0
+                    for i in 0..<n { sum += Double(p[i]) }
+                    let mean = sum / Double(n)
+                    var sq = 0.0
+                    for i in 0..<n { let d = Double(p[i]) - mean; sq += d * d }
+                    let inv = 1 / (sq / Double(n) + Double(eps)).squareRoot()
+                    for c in 0..<perGroup {
+                        let channel = g * perGroup + c
+                        let w = Double(weight?.data[channel] ?? 1)
+                        let bb = Double(bias?.data[channel] ?? 0)
+                        let scale = Float(w * inv)
+                        let shift = Float(bb - mean * w * inv)
+                        let q = p + c * plane
+                        for i in 0..<plane { q[i] = q[i] * scale + shift }
+                    }
+                }
+            }
+        }
+    }
+
+    /// LayerNorm over the last dimension of a `[rows, dim]` tensor.
+    static func layerNorm(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
+        let dim = x.shape[x.rank - 1]
+        let rows = x.count / dim
+        x.data.withUnsafeMutableBufferPointer { xs in
+            weight.data.withUnsafeBufferPointer { ws in
+                bias.data.withUnsafeBufferPointer { bs in
+                    for r in 0..<rows {
+                        let p = xs.baseAddress! + r * dim
+                        var sum = 0.0
+                        for i in 0..<dim { sum += Double(p[i]) }
+                        let mean = sum / Double(dim)
+                        var sq = 0.0
+                        for i in 0..<dim { let d = Double(p[i]) - mean; sq += d * d }
+                        let inv = Float(1 / (sq / Double(dim) + Double(eps)).squareRoot())
+                        let m = Float(mean)
+                        for i in 0..<dim { p[i] = (p[i] - m) * inv * ws[i] + bs[i] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Mean and unbiased standard deviation of all elements (`torch.std`'s default).
+    static func meanStd(_ p: UnsafeBufferPointer<Float>) -> (mean: Float, std: Float) {
+        var sum = 0.0
+        for v in p { sum += Double(v) }
+        let mean = sum / Double(p.count)
+        var sq = 0.0
+        for v in p { let d = Double(v) - mean; sq += d * d }
+        return (Float(mean), Float((sq / Double(max(p.count - 1, 1))).squareRoot()))
+    }
+}

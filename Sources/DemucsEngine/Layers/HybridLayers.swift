@@ -1,0 +1,236 @@
+/// Settings shared by the encoder and decoder layers of the hybrid models
+/// (`HEncLayer` / `HDecLayer` in `demucs/hdemucs.py`).
+struct HybridLayerOptions: Sendable {
+    var kernel: Int
+    var stride: Int
+    var freq: Bool
+    var pad: Bool
+    var norm: Bool
+    var normGroups: Int
+    var rewrite: Bool
+    var dconv: Bool
+    var dconvDepth: Int
+    var dconvCompress: Double
+    var context: Int
+}
+
+/// The 1×1 (or `1 + 2·context` wide) "rewrite" convolution of a hybrid layer: along time in the
+/// waveform branch, a square 2-D kernel over (frequency, time) in the spectrogram branch.
+enum Rewrite: Sendable {
+    case axis(Conv)
+    case square(Conv2d)
+
+    init(_ w: ScopedWeights, _ name: String, cin: Int, cout: Int, context: Int, freq: Bool) throws {
+        let kernel = 1 + 2 * context
+        if freq && kernel > 1 {
+            self = .square(try Conv2d(w, name, cin: cin, cout: cout, kernel: kernel, padding: context))
+        } else {
+            self = .axis(try Conv(w, name, cin: cin, cout: cout, kernel: kernel, padding: context, freq: freq))
+        }
+    }
+
+    /// Applies to `[cin, length]` (time) or `[cin, freqs, frames]` (spectrogram).
+    func callAsFunction(_ x: Tensor, freq: Bool) -> Tensor {
+        switch self {
+        case .axis(let conv):
+            if freq {
+                let frames = x.shape[2]
+                let y = conv(x, inner: frames)
+                return y.reshaped([y.shape[1], y.shape[2], frames])
+            }
+            let y = conv(x)
+            return y.reshaped([y.shape[1], y.shape[2]])
+        case .square(let conv):
+            return conv(x)
+        }
+    }
+}
+
+/// Runs a DConv branch over a spectrogram-branch tensor `[channels, freqs, frames]`: each
+/// frequency row is its own batch item, as demucs does with its permute/reshape.
+func applyFreqDConv(_ dconv: DConv, _ y: Tensor) -> Tensor {
+    let c = y.shape[0], f = y.shape[1], t = y.shape[2]
+    let rows = y.permuted([1, 0, 2])
+    let out = dconv(rows, batch: f)
+    return out.reshaped([f, c, t]).permuted([1, 0, 2])
+}
+
+/// One encoder layer of the hybrid models: strided conv, optional norm, GELU, DConv residual
+/// branch, then the rewrite conv with GLU.
+struct HEncLayer: Sendable {
+    let options: HybridLayerOptions
+    let empty: Bool
+    let conv: Conv
+    let norm1: GroupNorm?
+    let rewrite: Rewrite?
+    let norm2: GroupNorm?
+    let dconv: DConv?
+
+    init(_ w: ScopedWeights, cin: Int, cout: Int, options o: HybridLayerOptions, empty: Bool) throws {
+        options = o
+        self.empty = empty
+        let pad = o.pad ? o.kernel / 4 : 0
+        conv = try Conv(w, "conv", cin: cin, cout: cout, kernel: o.kernel, stride: o.stride, padding: pad, freq: o.freq)
+        if empty {
+            norm1 = nil; rewrite = nil; norm2 = nil; dconv = nil
+            return
+        }
+        norm1 = o.norm ? try GroupNorm(w, "norm1", groups: o.normGroups, channels: cout) : nil
+        if o.rewrite {
+            rewrite = try Rewrite(w, "rewrite", cin: cout, cout: 2 * cout, context: o.context, freq: o.freq)
+            norm2 = o.norm ? try GroupNorm(w, "norm2", groups: o.normGroups, channels: 2 * cout) : nil
+        } else {
+            rewrite = nil; norm2 = nil
+        }
+        dconv = o.dconv ? try DConv(w.scoped("dconv"), channels: cout, compress: o.dconvCompress, depth: o.dconvDepth) : nil
+    }
+
+    /// `x` is `[cin, freqs, frames]` for the spectrogram branch, `[cin, length]` for the waveform
+    /// branch. `inject` (`[cout, frames]`) is the waveform branch merged into the last frequency
+    /// layer when both branches reach the same stride.
+    func callAsFunction(_ input: Tensor, inject: Tensor? = nil) -> Tensor {
+        var x = input
+        var y: Tensor
+        if options.freq {
+            let frames = x.shape[2]
+            y = conv(x, inner: frames)
+            y = y.reshaped([y.shape[1], y.shape[2], frames])
+        } else {
+            let length = x.count / x.shape[0]
+            if length % options.stride != 0 {
+                x = padRight(x.reshaped([x.shape[0], length]), options.stride - length % options.stride)
+            }
+            y = conv(x)
+            y = y.reshaped([y.shape[1], y.shape[2]])
+        }
+        if empty { return y }
+        if let inject {
+            // inject is [cout, frames]; it is added to every frequency row of y ([cout, freqs, frames]).
+            let c = y.shape[0], rows = y.shape[1], frames = y.shape[2]
+            y.data.withUnsafeMutableBufferPointer { ys in
+                inject.data.withUnsafeBufferPointer { js in
+                    for ch in 0..<c {
+                        for r in 0..<rows {
+                            for t in 0..<frames { ys[(ch * rows + r) * frames + t] += js[ch * frames + t] }
+                        }
+                    }
+                }
+            }
+        }
+        norm1?(&y)
+        Activations.gelu(&y)
+        if let dconv {
+            y = options.freq ? applyFreqDConv(dconv, y) : dconv(y.reshaped([1] + y.shape), batch: 1).reshaped(y.shape)
+        }
+        guard let rewrite else { return y }
+        var z = rewrite(y, freq: options.freq)
+        norm2?(&z)
+        z = Activations.glu(z.reshaped([1] + z.shape), batch: 1)
+        return z.reshaped(Array(z.shape.dropFirst()))
+    }
+}
+
+/// One decoder layer of the hybrid models: skip connection, rewrite conv with GLU, DConv branch,
+/// transposed conv, crop, GELU (except for the last layer).
+struct HDecLayer: Sendable {
+    let options: HybridLayerOptions
+    let empty: Bool
+    let last: Bool
+    let chin: Int
+    let convTr: ConvTranspose
+    let norm2: GroupNorm?
+    let rewrite: Rewrite?
+    let norm1: GroupNorm?
+    let dconv: DConv?
+
+    init(_ w: ScopedWeights, cin: Int, cout: Int, options o: HybridLayerOptions, empty: Bool, last: Bool) throws {
+        options = o
+        self.empty = empty
+        self.last = last
+        chin = cin
+        convTr = try ConvTranspose(w, "conv_tr", cin: cin, cout: cout, kernel: o.kernel, stride: o.stride, freq: o.freq)
+        norm2 = o.norm ? try GroupNorm(w, "norm2", groups: o.normGroups, channels: cout) : nil
+        if empty {
+            rewrite = nil; norm1 = nil; dconv = nil
+            return
+        }
+        if o.rewrite {
+            rewrite = try Rewrite(w, "rewrite", cin: cin, cout: 2 * cin, context: o.context, freq: o.freq)
+            norm1 = o.norm ? try GroupNorm(w, "norm1", groups: o.normGroups, channels: 2 * cin) : nil
+        } else {
+            rewrite = nil; norm1 = nil
+        }
+        dconv = o.dconv ? try DConv(w.scoped("dconv"), channels: cin, compress: o.dconvCompress, depth: o.dconvDepth) : nil
+    }
+
+    /// Returns the layer output and `pre`, the input of the transposed convolution (used where
+    /// the waveform branch splits off the spectrogram branch).
+    /// - Parameter length: the waveform-branch length to crop to (ignored for frequencies).
+    func callAsFunction(_ input: Tensor, skip: Tensor?, length: Int) -> (Tensor, Tensor) {
+        var x = input
+        if options.freq && x.rank == 2 { x = x.reshaped([chin, 1, x.shape[1]]) }
+        var y: Tensor
+        if !empty {
+            if let skip {
+                x.data.withUnsafeMutableBufferPointer { xs in
+                    skip.data.withUnsafeBufferPointer { ss in for i in 0..<xs.count { xs[i] += ss[i] } }
+                }
+            }
+            if let rewrite {
+                var r = rewrite(x, freq: options.freq)
+                norm1?(&r)
+                r = Activations.glu(r.reshaped([1] + r.shape), batch: 1)
+                y = r.reshaped(Array(r.shape.dropFirst()))
+            } else {
+                y = x
+            }
+            if let dconv {
+                y = options.freq ? applyFreqDConv(dconv, y) : dconv(y.reshaped([1] + y.shape), batch: 1).reshaped(y.shape)
+            }
+        } else {
+            y = x
+        }
+        let pad = options.pad ? options.kernel / 4 : 0
+        var z: Tensor
+        if options.freq {
+            let frames = y.shape[2]
+            z = convTr(y, inner: frames)
+            z = z.reshaped([z.shape[1], z.shape[2], frames])
+            norm2?(&z)
+            if pad > 0 { z = cropAxis1(z, from: pad, count: z.shape[1] - 2 * pad) }
+        } else {
+            z = convTr(y)
+            z = z.reshaped([z.shape[1], z.shape[2]])
+            norm2?(&z)
+            z = cropAxis1(z, from: pad, count: length)
+        }
+        if !last { Activations.gelu(&z) }
+        return (z, y)
+    }
+}
+
+/// Pads the last axis of `[rows, length]` with zeros on the right.
+func padRight(_ x: Tensor, _ amount: Int) -> Tensor {
+    let rows = x.shape[0], length = x.shape[1]
+    var out = Tensor(zeros: [rows, length + amount])
+    for r in 0..<rows {
+        out.data.replaceSubrange((r * (length + amount))..<(r * (length + amount) + length),
+                                 with: x.data[(r * length)..<((r + 1) * length)])
+    }
+    return out
+}
+
+/// Keeps `count` entries of axis 1 starting at `from`, for `[c, n]` or `[c, n, inner]`.
+func cropAxis1(_ x: Tensor, from: Int, count: Int) -> Tensor {
+    let c = x.shape[0], n = x.shape[1]
+    let inner = x.count / (c * n)
+    var shape = x.shape
+    shape[1] = count
+    var out = Tensor(zeros: shape)
+    for ch in 0..<c {
+        let src = (ch * n + from) * inner
+        out.data.replaceSubrange((ch * count * inner)..<((ch + 1) * count * inner),
+                                 with: x.data[src..<(src + count * inner)])
+    }
+    return out
+}

@@ -1,0 +1,232 @@
+import Foundation
+
+/// Multi-head attention with PyTorch's `nn.MultiheadAttention` weights: a packed `[3·dim, dim]`
+/// input projection and an output projection.
+struct MultiheadAttention: Sendable {
+    let dim: Int
+    let heads: Int
+    let inWeight: Tensor
+    let inBias: Tensor
+    let out: Linear
+
+    init(_ w: ScopedWeights, dim: Int, heads: Int) throws {
+        self.dim = dim
+        self.heads = heads
+        inWeight = try w.take("in_proj_weight", [3 * dim, dim])
+        inBias = try w.take("in_proj_bias", [3 * dim])
+        out = try Linear(w, "out_proj", inDim: dim, outDim: dim)
+    }
+
+    private func project(_ x: Tensor, part: Int) -> Tensor {
+        let rows = (part * dim)..<((part + 1) * dim)
+        let weight = Tensor(shape: [dim, dim], data: Array(inWeight.data[(rows.lowerBound * dim)..<(rows.upperBound * dim)]))
+        let bias = Tensor(shape: [dim], data: Array(inBias.data[rows]))
+        return Attention.linear(x, weight: weight, bias: bias)
+    }
+
+    /// Attention of `query: [nq, dim]` over `key: [nk, dim]` (keys and values are the same tokens).
+    func callAsFunction(query: Tensor, key: Tensor) -> Tensor {
+        let q = project(query, part: 0)
+        let k = project(key, part: 1)
+        let v = project(key, part: 2)
+        return out(Attention.multiHead(q: q, k: k, v: v, heads: heads))
+    }
+}
+
+/// One layer of the cross-domain transformer (`MyTransformerEncoderLayer` and
+/// `CrossTransformerEncoderLayer` in `demucs/transformer.py`): attention — over its own tokens,
+/// or across to the other branch's — then a feed-forward block, each with pre-norm, layer scale
+/// and a residual connection, and a final GroupNorm(1) over the whole sequence.
+struct TransformerLayer: Sendable {
+    let cross: Bool
+    let attention: MultiheadAttention
+    let linear1: Linear
+    let linear2: Linear
+    let norm1: LayerNorm
+    let norm2: LayerNorm
+    let norm3: LayerNorm?
+    let normOut: (weight: Tensor, bias: Tensor)?
+    let gamma1: Tensor?
+    let gamma2: Tensor?
+    let normFirst: Bool
+    let gelu: Bool
+
+    init(_ w: ScopedWeights, cross: Bool, dim: Int, heads: Int, hidden: Int,
+         normFirst: Bool, normOut: Bool, layerScale: Bool, gelu: Bool) throws {
+        self.cross = cross
+        attention = try MultiheadAttention(w.scoped(cross ? "cross_attn" : "self_attn"), dim: dim, heads: heads)
+        linear1 = try Linear(w, "linear1", inDim: dim, outDim: hidden)
+        linear2 = try Linear(w, "linear2", inDim: hidden, outDim: dim)
+        norm1 = try LayerNorm(w, "norm1", dim: dim)
+        norm2 = try LayerNorm(w, "norm2", dim: dim)
+        norm3 = cross ? try LayerNorm(w, "norm3", dim: dim) : nil
+        if normFirst && normOut {
+            self.normOut = (try w.take("norm_out.weight", [dim]), try w.take("norm_out.bias", [dim]))
+        } else {
+            self.normOut = nil
+        }
+        gamma1 = layerScale ? try w.take("gamma_1.scale", [dim]) : nil
+        gamma2 = layerScale ? try w.take("gamma_2.scale", [dim]) : nil
+        self.normFirst = normFirst
+        self.gelu = gelu
+    }
+
+    private func feedForward(_ x: Tensor) -> Tensor {
+        var h = linear1(x)
+        if gelu { Activations.gelu(&h) } else { Activations.relu(&h) }
+        return linear2(h)
+    }
+
+    /// `x += scale ⊙ y` with a per-channel scale (LayerScale), or a plain sum without one.
+    private func addScaled(_ x: inout Tensor, _ y: Tensor, _ scale: Tensor?) {
+        let dim = x.shape[1]
+        x.data.withUnsafeMutableBufferPointer { xs in
+            y.data.withUnsafeBufferPointer { ys in
+                if let scale {
+                    scale.data.withUnsafeBufferPointer { ss in
+                        for i in 0..<xs.count { xs[i] += ss[i % dim] * ys[i] }
+                    }
+                } else {
+                    for i in 0..<xs.count { xs[i] += ys[i] }
+                }
+            }
+        }
+    }
+
+    /// `x: [n, dim]`; `other` is the other branch's tokens for a cross layer.
+    func callAsFunction(_ input: Tensor, other: Tensor? = nil) -> Tensor {
+        var x = input
+        if normFirst {
+            let a: Tensor
+            if cross {
+                a = attention(query: norm1(x), key: norm2(other!))
+            } else {
+                let n = norm1(x)
+                a = attention(query: n, key: n)
+            }
+            addScaled(&x, a, gamma1)
+            addScaled(&x, feedForward((cross ? norm3! : norm2)(x)), gamma2)
+            if let normOut {
+                var t = x.transposed(0, 1)
+                Normalization.groupNorm(&t, batch: 1, channels: t.shape[0], groups: 1, weight: normOut.weight, bias: normOut.bias)
+                x = t.transposed(0, 1)
+            }
+        } else {
+            let a = cross ? attention(query: x, key: other!) : attention(query: x, key: x)
+            addScaled(&x, a, gamma1)
+            x = norm1(x)
+            addScaled(&x, feedForward(x), gamma2)
+            x = norm2(x)
+        }
+        return x
+    }
+}
+
+/// The cross-domain transformer between the two encoders of HTDemucs (`CrossTransformerEncoder`):
+/// the spectrogram tokens (every frequency row of every frame) and the waveform tokens each get a
+/// LayerNorm and a sinusoidal position embedding (2-D for the spectrogram), then go through
+/// alternating self-attention layers and layers that attend across to the other branch.
+struct CrossTransformerEncoder: Sendable {
+    let dim: Int
+    let normIn: LayerNorm?
+    let normInT: LayerNorm?
+    let layers: [TransformerLayer]
+    let layersT: [TransformerLayer]
+    let maxPeriod: Double
+    let weightPosEmbed: Float
+    let classicParity: Int
+
+    init(_ w: ScopedWeights, config c: HTDemucsConfig, dim: Int) throws {
+        self.dim = dim
+        normIn = c.tNormIn ? try LayerNorm(w, "norm_in", dim: dim) : nil
+        normInT = c.tNormIn ? try LayerNorm(w, "norm_in_t", dim: dim) : nil
+        classicParity = c.tCrossFirst ? 1 : 0
+        let hidden = Int(Double(dim) * c.tHiddenScale)
+        var layers: [TransformerLayer] = [], layersT: [TransformerLayer] = []
+        for idx in 0..<c.tLayers {
+            let cross = idx % 2 != classicParity
+            for (list, name) in [(0, "layers"), (1, "layers_t")] {
+                let layer = try TransformerLayer(
+                    w.scoped("\(name).\(idx)"), cross: cross, dim: dim, heads: c.tHeads, hidden: hidden,
+                    normFirst: c.tNormFirst, normOut: c.tNormOut, layerScale: c.tLayerScale, gelu: c.tGelu)
+                if list == 0 { layers.append(layer) } else { layersT.append(layer) }
+            }
+        }
+        self.layers = layers
+        self.layersT = layersT
+        maxPeriod = c.tMaxPeriod
+        weightPosEmbed = Float(c.tWeightPosEmbed)
+    }
+
+    /// `x: [dim, freqs, frames]` (spectrogram branch), `xt: [dim, length]` (waveform branch).
+    func callAsFunction(_ x: Tensor, _ xt: Tensor) -> (Tensor, Tensor) {
+        let fr = x.shape[1], t1 = x.shape[2], t2 = xt.shape[1]
+        // Tokens in (frame, freq) order, as demucs's "b c fr t1 -> b (t1 fr) c".
+        var tokens = x.permuted([2, 1, 0]).reshaped([t1 * fr, dim])
+        if let normIn { tokens = normIn(tokens) }
+        let pos2d = PositionalEmbedding.sin2D(dim: dim, height: fr, width: t1, maxPeriod: maxPeriod)
+        for i in 0..<tokens.count { tokens.data[i] += weightPosEmbed * pos2d[i] }
+
+        var tokensT = xt.transposed(0, 1)
+        if let normInT { tokensT = normInT(tokensT) }
+        let pos1d = PositionalEmbedding.sin1D(length: t2, dim: dim, maxPeriod: maxPeriod)
+        for i in 0..<tokensT.count { tokensT.data[i] += weightPosEmbed * pos1d[i] }
+
+        for idx in 0..<layers.count {
+            if layers[idx].cross {
+                let old = tokens
+                tokens = layers[idx](tokens, other: tokensT)
+                tokensT = layersT[idx](tokensT, other: old)
+            } else {
+                tokens = layers[idx](tokens)
+                tokensT = layersT[idx](tokensT)
+            }
+        }
+        let xOut = tokens.reshaped([t1, fr, dim]).permuted([2, 1, 0])
+        return (xOut, tokensT.transposed(0, 1))
+    }
+}
+
+/// Sinusoidal position embeddings of `demucs/transformer.py`, computed with float32 arithmetic
+/// in the same order as PyTorch so that the phases of late positions round the same way.
+enum PositionalEmbedding {
+    /// `create_sin_embedding`: `[length, dim]`, cosines in the first half, sines in the second.
+    static func sin1D(length: Int, dim: Int, shift: Int = 0, maxPeriod: Double) -> [Float] {
+        let half = dim / 2
+        var out = [Float](repeating: 0, count: length * dim)
+        for a in 0..<half {
+            let exponent = Float(a) / Float(half - 1)
+            let denom = powf(Float(maxPeriod), exponent)
+            for p in 0..<length {
+                let phase = Float(p + shift) / denom
+                out[p * dim + a] = Float(cos(Double(phase)))
+                out[p * dim + half + a] = Float(sin(Double(phase)))
+            }
+        }
+        return out
+    }
+
+    /// `create_2d_sin_embedding` laid out as tokens `(width, height)` × `dim`: the first half of
+    /// the channels encodes the frame (width), the second half the frequency row (height).
+    static func sin2D(dim: Int, height: Int, width: Int, maxPeriod: Double) -> [Float] {
+        let half = dim / 2
+        var out = [Float](repeating: 0, count: width * height * dim)
+        let factor = Float(-(log(maxPeriod) / Double(half)))
+        for j in stride(from: 0, to: half, by: 2) {
+            let div = Float(exp(Double(Float(j) * factor)))
+            for t in 0..<width {
+                let pw = Float(t) * div
+                let sw = Float(sin(Double(pw))), cw = Float(cos(Double(pw)))
+                for h in 0..<height {
+                    let ph = Float(h) * div
+                    let base = (t * height + h) * dim
+                    out[base + j] = sw
+                    out[base + j + 1] = cw
+                    out[base + half + j] = Float(sin(Double(ph)))
+                    out[base + half + j + 1] = Float(cos(Double(ph)))
+                }
+            }
+        }
+        return out
+    }
+}

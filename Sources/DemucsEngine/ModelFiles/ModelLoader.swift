@@ -1,0 +1,38 @@
+import Foundation
+
+/// Builds a model from one `<sig>.safetensors` file as demucs >= 4.1 publishes them: the state
+/// dict as tensors, and the class and constructor arguments in the metadata (`klass`, `args`,
+/// `kwargs`, JSON-encoded).
+public enum ModelLoader {
+    public static func load(path: String) throws -> any SeparationModel {
+        let file = try SafeTensorsFile(path: path)
+        guard let klass = file.metadata["klass"] else {
+            throw EngineError(.invalidModelFile, "model file \(path) has no 'klass' metadata; it is not a demucs model")
+        }
+        if file.metadata["structure"] != nil {
+            throw EngineError(.unsupportedModel, "model file \(path) is a quantised (diffq) checkpoint; not supported yet")
+        }
+        if let args = file.metadata["args"], args.trimmingCharacters(in: .whitespaces) != "[]" {
+            throw EngineError(.unsupportedModel, "model file \(path): positional constructor arguments \(args) are not supported")
+        }
+        var kwargs = try ModelArguments(json: file.metadata["kwargs"] ?? "{}", source: path)
+        let weights = try Weights(file: file)
+        switch klass {
+        case "demucs.htdemucs.HTDemucs":
+            let config = try HTDemucsConfig(&kwargs)
+            let model = try HTDemucs(config: config, weights: weights)
+            try checkAllUsed(weights, path: path)
+            return model
+        default:
+            throw EngineError(.unsupportedModel, "model file \(path): model class \(klass) is not supported by this engine (supported: demucs.htdemucs.HTDemucs)")
+        }
+    }
+
+    /// A checkpoint with tensors the architecture does not use was made for another architecture.
+    private static func checkAllUsed(_ weights: Weights, path: String) throws {
+        let extra = weights.unused
+        if let first = extra.first {
+            throw EngineError(.invalidModelFile, "model file \(path) has tensor \(first) that the architecture in its metadata does not use (\(extra.count) unexpected tensors)")
+        }
+    }
+}

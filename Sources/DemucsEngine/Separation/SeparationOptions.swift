@@ -1,0 +1,37 @@
+/// How to run a model over a whole track (the arguments of demucs's `apply_model`).
+public struct SeparationOptions: Sendable, Equatable {
+    /// Random time shifts to average over (0 = one deterministic pass).
+    public var shifts: Int = 1
+    /// Split the track into overlapping segments (demucs's default; `--no-split` turns it off).
+    public var split: Bool = true
+    /// Overlap between consecutive segments, as a fraction of the segment.
+    public var overlap: Double = 0.25
+    /// Exponent of the triangular cross-fade weights between segments (>= 1).
+    public var transitionPower: Double = 1
+    /// Segment length in seconds, overriding the model's own (`--segment`).
+    public var segment: Fraction?
+    /// Segments processed at the same time (`-j`); 0 or 1 processes them one after another.
+    public var jobs: Int = 0
+    /// Seed for the random shifts, for reproducible runs; nil draws a fresh one.
+    public var seed: UInt64?
+
+    public init(shifts: Int = 1, split: Bool = true, overlap: Double = 0.25, transitionPower: Double = 1,
+                segment: Fraction? = nil, jobs: Int = 0, seed: UInt64? = nil) {
+        self.shifts = shifts
+        self.split = split
+        self.overlap = overlap
+        self.transitionPower = transitionPower
+        self.segment = segment
+        self.jobs = jobs
+        self.seed = seed
+    }
+}
+
+/// Where a separation stands, passed to the progress callback after each model pass on a segment.
+public struct SeparationProgress: Sendable, Equatable {
+    /// Segment passes done and to do, over all models of the bag and all shifts.
+    public var done: Int
+    public var total: Int
+    /// Share of the work done, 0...1.
+    public var fraction: Double { total == 0 ? 1 : Double(done) / Double(total) }
+}
