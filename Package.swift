@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Thin C shims: module maps over system libraries, nothing else.
@@ -26,16 +27,21 @@ let package = Package(
         ),
         .target(name: "AudioIO", dependencies: ["CSndFile", "CLame"]),
         .target(
+            name: "ModelStore",
+            dependencies: ["DemucsEngine", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
             name: "DemucsCLI",
             dependencies: [
-                "DemucsEngine", "AudioIO",
+                "DemucsEngine", "AudioIO", "ModelStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "demucsctl", dependencies: ["DemucsCLI"]),
 
         .testTarget(name: "DemucsEngineTests", dependencies: ["DemucsEngine"]),
-        .testTarget(name: "AudioIOTests", dependencies: ["AudioIO"]),
+        .testTarget(name: "AudioIOTests", dependencies: ["AudioIO"], exclude: ["Fixtures"]),
+        .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "DemucsEngine"]),
         .testTarget(
             name: "DemucsCLITests",
             dependencies: ["DemucsCLI", "DemucsEngine", "AudioIO", "demucsctl"]

@@ -1,0 +1,101 @@
+import CSndFile
+
+/// Reads audio files into planar float buffers through libsndfile.
+///
+/// libsndfile (1.2 on Debian 12) covers every input format demucsd accepts: WAV (16/24/32-bit
+/// integer and float), AIFF, FLAC, Ogg Vorbis, Opus and MP3, detected from content, not from the
+/// extension. Integer PCM is normalised the libsndfile way (16-bit divides by 32768), which is
+/// also what torchaudio/soundfile give demucs.
+public enum AudioDecoder {
+    /// Frames read per libsndfile call; large enough to amortise the call, small enough to keep
+    /// the interleaved scratch buffer modest.
+    static let chunkFrames = 1 << 16
+
+    /// Decodes the whole file at its native sample rate and channel count.
+    /// - Throws: `AudioIOError` naming `path` for a missing, empty, unreadable, unrecognised
+    ///   or corrupt file, or a folder.
+    public static func decode(path: String) throws -> AudioBuffer {
+        try FileChecks.requireReadableFile(path)
+        let file = try SndFile(readingFrom: path)
+        defer { _ = file.close() }
+
+        let channelCount = Int(file.info.channels)
+        let sampleRate = Int(file.info.samplerate)
+        guard channelCount > 0, sampleRate > 0 else {
+            throw AudioIOError(.corruptFile, .decode, path: path,
+                               reason: "header declares \(channelCount) channels at \(sampleRate) Hz")
+        }
+
+        var channels = Array(repeating: [Float](), count: channelCount)
+        // `frames` is exact for PCM and FLAC and an estimate for compressed streams; use it only
+        // as a capacity hint (bounded, so a lying header cannot make us reserve gigabytes).
+        let hint = Int(clamping: max(0, min(file.info.frames, 1 << 26)))
+        for c in 0..<channelCount { channels[c].reserveCapacity(hint) }
+
+        var scratch = [Float](repeating: 0, count: chunkFrames * channelCount)
+        while true {
+            let got = scratch.withUnsafeMutableBufferPointer {
+                file.readFloat(into: $0.baseAddress!, frames: chunkFrames)
+            }
+            if got <= 0 { break }
+            scratch.withUnsafeBufferPointer { src in
+                for c in 0..<channelCount {
+                    channels[c].append(contentsOf: StrideSampleSequence(src, offset: c, stride: channelCount, count: got))
+                }
+            }
+        }
+        if file.hasError {
+            throw AudioIOError(.corruptFile, .decode, path: path, reason: file.errorReason)
+        }
+        // FLAC (STREAMINFO) and PCM headers state the exact length; coming up short means the
+        // file is truncated or damaged mid-stream, which libsndfile reports only by stopping early.
+        // MPEG and Ogg lengths can be estimates, so they are exempt.
+        let declared = Int(clamping: file.info.frames)
+        let exactLength = file.majorFormat != SF_FORMAT_MPEG && file.majorFormat != SF_FORMAT_OGG
+        if exactLength && declared > 0 && channels[0].count < declared {
+            throw AudioIOError(.corruptFile, .decode, path: path,
+                               reason: "truncated or corrupt: the header declares \(declared) frames but only \(channels[0].count) could be decoded")
+        }
+        if channels[0].isEmpty {
+            throw AudioIOError(.emptyFile, .decode, path: path, reason: "the file contains no audio frames")
+        }
+        return AudioBuffer(sampleRate: sampleRate, channels: channels)
+    }
+
+    /// Decodes, then converts to `channels` channels (demucs rules), then resamples to
+    /// `sampleRate` (julius) — the same order as demucs's `convert_audio`, which matters because
+    /// down-mixing before resampling is not bit-identical to the reverse.
+    public static func load(path: String, sampleRate: Int, channels: Int) throws -> AudioBuffer {
+        let decoded = try decode(path: path)
+        do {
+            return try decoded.convertingChannels(to: channels).resampled(to: sampleRate)
+        } catch var error as AudioIOError {
+            error.path = path
+            throw error
+        }
+    }
+}
+
+/// Every `stride`-th sample starting at `offset`: one channel of an interleaved block, without
+/// an intermediate array.
+private struct StrideSampleSequence: Sequence, IteratorProtocol {
+    let base: UnsafeBufferPointer<Float>
+    var index: Int
+    let stride: Int
+    var remaining: Int
+
+    init(_ base: UnsafeBufferPointer<Float>, offset: Int, stride: Int, count: Int) {
+        self.base = base
+        self.index = offset
+        self.stride = stride
+        self.remaining = count
+    }
+
+    var underestimatedCount: Int { remaining }
+
+    mutating func next() -> Float? {
+        guard remaining > 0 else { return nil }
+        defer { index += stride; remaining -= 1 }
+        return base[index]
+    }
+}
