@@ -1,0 +1,124 @@
+import Foundation
+
+/// Makes sure a pretrained model is in the cache, downloading what is missing from the hub.
+///
+/// `ensure(name:progress:)` is what the CLI and daemon call before loading a model by name:
+/// - if the cache holds the yaml and every safetensors it lists, and each still has the sha256
+///   recorded in `<model>.sha256`, it returns at once without touching the network;
+/// - otherwise it downloads the missing files (the yaml first, since it lists the others), records
+///   each one's sha256 as soon as it is in place, and returns;
+/// - if a download fails it throws `ModelStoreError(.notInstalled)` whose message names the exact
+///   files, where to get them and which folder to put them in, because on an offline machine
+///   installing them by hand is the way forward.
+///
+/// Files found in the cache without a recorded hash (put there by hand, as that message suggests)
+/// are trusted as they are and their hash recorded; from then on they are checked like downloaded
+/// ones. A file whose hash no longer matches is reported, never silently replaced, so a damaged
+/// disk or an edited file does not go unnoticed.
+public struct ModelDownloader: Sendable {
+    /// Where models are kept.
+    public var cache: ModelCache
+    /// Where models are fetched from.
+    public var hub: HubClient
+
+    public init(cache: ModelCache, hub: HubClient) {
+        self.cache = cache
+        self.hub = hub
+    }
+
+    /// A downloader for the cache `cacheRoot` (else the default one for `environment`, see
+    /// `ModelCache`) and the hub `hubURL` (else `$DEMUCSD_HUB_URL`, else https://huggingface.co).
+    public init(cacheRoot: String? = nil, hubURL: URL? = nil,
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.cache = cacheRoot.map { ModelCache(root: $0) } ?? ModelCache(environment: environment)
+        self.hub = HubClient(baseURL: hubURL, environment: environment)
+    }
+
+    /// Returns the installed model `name` (`NAME` or `NAMESPACE/NAME`), downloading missing files
+    /// first; see the type's documentation. `progress` is called per file as bytes arrive (from a
+    /// background thread). Load the result with `installed.repository.load(installed.name)`.
+    public func ensure(name: String,
+                       progress: (@Sendable (DownloadProgress) -> Void)? = nil) async throws -> InstalledModel {
+        let model = try HubModelName(name)
+        let folder = cache.folder(for: model)
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw ModelStoreError(.fileSystem, "cannot create the model cache folder \(folder): \(error)")
+        }
+        let lock = try await FileLock.acquire(path: cache.path(of: "." + model.model + ".lock", for: model))
+        defer { lock.release() }
+
+        let manifestPath = cache.manifestPath(for: model)
+        var manifest = try ChecksumManifest.load(path: manifestPath) ?? ChecksumManifest()
+        var downloaded: [String] = []
+
+        if try cache.files(of: model) == nil {
+            let missing = [model.yamlFile] + (KnownModels.signatures(of: model)?.map { $0 + ".safetensors" } ?? [])
+            try await fetch(model.yamlFile, of: model, name: name, stillMissing: missing,
+                            manifest: &manifest, progress: progress)
+            downloaded.append(model.yamlFile)
+        }
+        guard let files = try cache.files(of: model) else {
+            throw ModelStoreError(.fileSystem, "\(cache.path(of: model.yamlFile, for: model)) vanished right after it was downloaded")
+        }
+        let missing = files.filter { !FileManager.default.fileExists(atPath: cache.path(of: $0, for: model)) }
+        for (index, file) in missing.enumerated() {
+            try await fetch(file, of: model, name: name, stillMissing: Array(missing[index...]),
+                            manifest: &manifest, progress: progress)
+            downloaded.append(file)
+        }
+
+        // Files installed by hand: trust them once, and check them like the others from now on.
+        let unrecorded = files.filter { manifest.hashes[$0] == nil }
+        for file in unrecorded {
+            manifest.hashes[file] = try FileDigest.sha256(ofFile: cache.path(of: file, for: model))
+        }
+        if !unrecorded.isEmpty { try manifest.write(path: manifestPath) }
+
+        // Just downloaded or just recorded files were hashed a moment ago; check the rest.
+        let fresh = Set(downloaded + unrecorded)
+        try cache.verify(files: files.filter { !fresh.contains($0) }, of: model, against: manifest)
+        return InstalledModel(name: model.model, folder: folder, files: files, downloaded: downloaded)
+    }
+
+    /// Checks the installed model `name` against its recorded hashes; see `ModelCache.verify(name:)`.
+    @discardableResult
+    public func verify(name: String) throws -> InstalledModel {
+        try cache.verify(name: name)
+    }
+
+    /// Downloads one file of `model` into the cache and records its sha256 in the manifest (written
+    /// at once, so a later failure does not lose it). A failed transfer becomes the "not installed"
+    /// error listing `stillMissing`.
+    private func fetch(_ file: String, of model: HubModelName, name: String, stillMissing: [String],
+                       manifest: inout ChecksumManifest,
+                       progress: (@Sendable (DownloadProgress) -> Void)?) async throws {
+        let destination = cache.path(of: file, for: model)
+        do {
+            try await hub.download(hub.fileURL(file, of: model), to: destination, progress: progress)
+        } catch let error as DownloadError {
+            throw notInstalled(name: name, model: model, missing: stillMissing, reason: error.reason)
+        }
+        manifest.hashes[file] = try FileDigest.sha256(ofFile: destination)
+        try manifest.write(path: cache.manifestPath(for: model))
+    }
+
+    /// The error for a model that could not be downloaded, naming what to install by hand:
+    ///
+    ///     model htdemucs is not installed and could not be downloaded (<reason>). Put htdemucs.yaml
+    ///     and 955717e8.safetensors from https://huggingface.co/adefossez/HTDemucs into
+    ///     /root/.cache/demucsd/models, or pass --repo DIR.
+    func notInstalled(name: String, model: HubModelName, missing: [String], reason: String) -> ModelStoreError {
+        var items = missing
+        if missing == [model.yamlFile] { items.append("the .safetensors files it lists") }
+        let message = "model \(name) is not installed and could not be downloaded (\(reason)). Put \(Self.list(items)) from \(hub.repositoryURL(for: model).absoluteString) into \(cache.folder(for: model)), or pass --repo DIR."
+        return ModelStoreError(.notInstalled, message)
+    }
+
+    /// `a`, `a and b`, `a, b and c`.
+    static func list(_ items: [String]) -> String {
+        guard items.count > 1 else { return items.first ?? "" }
+        return items.dropLast().joined(separator: ", ") + " and " + items.last!
+    }
+}
