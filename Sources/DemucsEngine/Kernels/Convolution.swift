@@ -81,6 +81,68 @@ enum Convolution {
         return out
     }
 
+    /// Convolution along the last axis of `[cin, batch, length]`, giving `[cout, batch, lout]`:
+    /// every (channel, batch) row is a signal, and one matrix multiply covers the whole batch.
+    /// This is the layout of the spectrogram branch (`[channels, freqs, frames]`), whose DConv
+    /// branches treat each frequency row as a batch item of its own.
+    static func convRows(
+        _ x: Tensor, batch: Int, weight: Tensor, bias: Tensor?, padding: Int = 0, dilation: Int = 1
+    ) -> Tensor {
+        let cout = weight.shape[0], cin = weight.shape[1], kernel = weight.shape[2]
+        let length = x.count / (cin * batch)
+        precondition(length * cin * batch == x.count)
+        let lout = outputLength(length, kernel: kernel, stride: 1, padding: padding, dilation: dilation)
+        var out = Tensor(zeros: [cout, batch, lout])
+        let rows = cin * kernel
+        let plane = batch * lout
+        if kernel == 1 && padding == 0 {
+            x.data.withUnsafeBufferPointer { xs in
+                weight.data.withUnsafeBufferPointer { ws in
+                    out.data.withUnsafeMutableBufferPointer { os in
+                        GEMM.multiply(m: cout, n: plane, k: cin, a: ws.baseAddress!, b: xs.baseAddress!, c: os.baseAddress!)
+                    }
+                }
+            }
+        } else {
+            let block = max(1, min(batch, maxColumnFloats / max(rows * lout, 1)))
+            var col = [Float](repeating: 0, count: rows * block * lout)
+            x.data.withUnsafeBufferPointer { xs in
+                weight.data.withUnsafeBufferPointer { ws in
+                    out.data.withUnsafeMutableBufferPointer { os in
+                        col.withUnsafeMutableBufferPointer { cs in
+                            var start = 0
+                            while start < batch {
+                                let n = min(block, batch - start)
+                                let cols = n * lout
+                                for ci in 0..<cin {
+                                    for k in 0..<kernel {
+                                        let row = cs.baseAddress! + (ci * kernel + k) * cols
+                                        let shift = k * dilation - padding
+                                        // Valid output range where the input index is in bounds.
+                                        let lo0 = max(0, -shift), lo1 = min(lout, length - shift)
+                                        for b in 0..<n {
+                                            let src = xs.baseAddress! + (ci * batch + start + b) * length
+                                            let dst = row + b * lout
+                                            if lo1 <= lo0 { dst.update(repeating: 0, count: lout); continue }
+                                            if lo0 > 0 { dst.update(repeating: 0, count: lo0) }
+                                            (dst + lo0).update(from: src + lo0 + shift, count: lo1 - lo0)
+                                            if lo1 < lout { (dst + lo1).update(repeating: 0, count: lout - lo1) }
+                                        }
+                                    }
+                                }
+                                GEMM.multiply(m: cout, n: cols, k: rows, a: ws.baseAddress!, b: cs.baseAddress!,
+                                              c: os.baseAddress! + start * lout, ldc: plane)
+                                start += n
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let bias { addChannelBias(&out, bias: bias, batch: 1, plane: plane) }
+        return out
+    }
+
     /// Transposed convolution along the `length` axis of a `[batch, cin, length, inner]` tensor,
     /// with no padding (Demucs crops the result itself).
     /// - Parameters:

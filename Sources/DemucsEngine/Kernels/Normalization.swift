@@ -33,6 +33,37 @@ enum Normalization {
         }
     }
 
+    /// GroupNorm(1, channels) applied to each batch item of a `[channels, batch, length]` tensor:
+    /// item `b`'s statistics run over all its channels and samples.
+    static func groupNormRows(_ x: inout Tensor, batch: Int, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
+        let channels = weight.count
+        let length = x.count / (channels * batch)
+        let n = Double(channels * length)
+        x.data.withUnsafeMutableBufferPointer { xs in
+            for b in 0..<batch {
+                var sum = 0.0
+                for c in 0..<channels {
+                    let p = xs.baseAddress! + (c * batch + b) * length
+                    for i in 0..<length { sum += Double(p[i]) }
+                }
+                let mean = sum / n
+                var sq = 0.0
+                for c in 0..<channels {
+                    let p = xs.baseAddress! + (c * batch + b) * length
+                    for i in 0..<length { let d = Double(p[i]) - mean; sq += d * d }
+                }
+                let inv = 1 / (sq / n + Double(eps)).squareRoot()
+                for c in 0..<channels {
+                    let w = Double(weight.data[c])
+                    let scale = Float(w * inv)
+                    let shift = Float(Double(bias.data[c]) - mean * w * inv)
+                    let p = xs.baseAddress! + (c * batch + b) * length
+                    for i in 0..<length { p[i] = p[i] * scale + shift }
+                }
+            }
+        }
+    }
+
     /// LayerNorm over the last dimension of a `[rows, dim]` tensor.
     static func layerNorm(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
         let dim = x.shape[x.rank - 1]

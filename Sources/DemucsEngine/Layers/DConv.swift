@@ -34,27 +34,28 @@ struct DConv: Sendable {
         self.gelu = gelu
     }
 
-    /// Applies the branch to `[batch, channels, time]`.
+    /// Applies the branch to `[channels, batch, time]`: the waveform branch has one batch item,
+    /// the spectrogram branch one per frequency row.
     func callAsFunction(_ input: Tensor, batch: Int) -> Tensor {
         var x = input
-        let channels = x.shape[1]
-        let time = x.count / (batch * channels)
+        let channels = x.shape[0]
+        let plane = x.count / channels
         for block in blocks {
-            var y = block.conv1(x, batch: batch)
-            block.norm1(&y, batch: batch)
+            let c1 = block.conv1
+            var y = Convolution.convRows(x, batch: batch, weight: c1.weight, bias: c1.bias,
+                                         padding: c1.padding, dilation: c1.dilation)
+            Normalization.groupNormRows(&y, batch: batch, weight: block.norm1.weight, bias: block.norm1.bias)
             if gelu { Activations.gelu(&y) } else { Activations.relu(&y) }
-            y = block.conv2(y, batch: batch)
-            block.norm2(&y, batch: batch)
-            y = Activations.glu(y, batch: batch)
+            y = Convolution.convRows(y, batch: batch, weight: block.conv2.weight, bias: block.conv2.bias)
+            Normalization.groupNormRows(&y, batch: batch, weight: block.norm2.weight, bias: block.norm2.bias)
+            y = Activations.glu(y.reshaped([1] + y.shape), batch: 1)
             // x += scale[c] * y
             x.data.withUnsafeMutableBufferPointer { xs in
                 y.data.withUnsafeBufferPointer { ys in
-                    for b in 0..<batch {
-                        for c in 0..<channels {
-                            let s = block.scale.data[c]
-                            let o = (b * channels + c) * time
-                            for t in 0..<time { xs[o + t] += s * ys[o + t] }
-                        }
+                    for c in 0..<channels {
+                        let s = block.scale.data[c]
+                        let o = c * plane
+                        for i in 0..<plane { xs[o + i] += s * ys[o + i] }
                     }
                 }
             }

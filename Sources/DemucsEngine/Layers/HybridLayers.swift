@@ -46,13 +46,10 @@ enum Rewrite: Sendable {
     }
 }
 
-/// Runs a DConv branch over a spectrogram-branch tensor `[channels, freqs, frames]`: each
-/// frequency row is its own batch item, as demucs does with its permute/reshape.
-func applyFreqDConv(_ dconv: DConv, _ y: Tensor) -> Tensor {
-    let c = y.shape[0], f = y.shape[1], t = y.shape[2]
-    let rows = y.permuted([1, 0, 2])
-    let out = dconv(rows, batch: f)
-    return out.reshaped([f, c, t]).permuted([1, 0, 2])
+/// Runs a DConv branch over `[channels, freqs, frames]` (each frequency row its own batch item,
+/// as demucs's permute/reshape does) or `[channels, length]` (one item).
+func applyDConv(_ dconv: DConv, _ y: Tensor, freq: Bool) -> Tensor {
+    freq ? dconv(y, batch: y.shape[1]) : dconv(y, batch: 1)
 }
 
 /// One encoder layer of the hybrid models: strided conv, optional norm, GELU, DConv residual
@@ -120,7 +117,7 @@ struct HEncLayer: Sendable {
         norm1?(&y)
         Activations.gelu(&y)
         if let dconv {
-            y = options.freq ? applyFreqDConv(dconv, y) : dconv(y.reshaped([1] + y.shape), batch: 1).reshaped(y.shape)
+            y = applyDConv(dconv, y, freq: options.freq)
         }
         guard let rewrite else { return y }
         var z = rewrite(y, freq: options.freq)
@@ -185,7 +182,7 @@ struct HDecLayer: Sendable {
                 y = x
             }
             if let dconv {
-                y = options.freq ? applyFreqDConv(dconv, y) : dconv(y.reshaped([1] + y.shape), batch: 1).reshaped(y.shape)
+                y = applyDConv(dconv, y, freq: options.freq)
             }
         } else {
             y = x

@@ -5,30 +5,27 @@ import Foundation
 struct MultiheadAttention: Sendable {
     let dim: Int
     let heads: Int
-    let inWeight: Tensor
-    let inBias: Tensor
+    /// The query, key and value rows of the packed projection, split once at load.
+    let projections: [(weight: Tensor, bias: Tensor)]
     let out: Linear
 
     init(_ w: ScopedWeights, dim: Int, heads: Int) throws {
         self.dim = dim
         self.heads = heads
-        inWeight = try w.take("in_proj_weight", [3 * dim, dim])
-        inBias = try w.take("in_proj_bias", [3 * dim])
+        let inWeight = try w.take("in_proj_weight", [3 * dim, dim])
+        let inBias = try w.take("in_proj_bias", [3 * dim])
+        projections = (0..<3).map { part in
+            (Tensor(shape: [dim, dim], data: Array(inWeight.data[(part * dim * dim)..<((part + 1) * dim * dim)])),
+             Tensor(shape: [dim], data: Array(inBias.data[(part * dim)..<((part + 1) * dim)])))
+        }
         out = try Linear(w, "out_proj", inDim: dim, outDim: dim)
-    }
-
-    private func project(_ x: Tensor, part: Int) -> Tensor {
-        let rows = (part * dim)..<((part + 1) * dim)
-        let weight = Tensor(shape: [dim, dim], data: Array(inWeight.data[(rows.lowerBound * dim)..<(rows.upperBound * dim)]))
-        let bias = Tensor(shape: [dim], data: Array(inBias.data[rows]))
-        return Attention.linear(x, weight: weight, bias: bias)
     }
 
     /// Attention of `query: [nq, dim]` over `key: [nk, dim]` (keys and values are the same tokens).
     func callAsFunction(query: Tensor, key: Tensor) -> Tensor {
-        let q = project(query, part: 0)
-        let k = project(key, part: 1)
-        let v = project(key, part: 2)
+        let q = Attention.linear(query, weight: projections[0].weight, bias: projections[0].bias)
+        let k = Attention.linear(key, weight: projections[1].weight, bias: projections[1].bias)
+        let v = Attention.linear(key, weight: projections[2].weight, bias: projections[2].bias)
         return out(Attention.multiHead(q: q, k: k, v: v, heads: heads))
     }
 }

@@ -10,7 +10,7 @@ public struct SeparationOptions: Sendable, Equatable {
     public var transitionPower: Double = 1
     /// Segment length in seconds, overriding the model's own (`--segment`).
     public var segment: Fraction?
-    /// Segments processed at the same time (`-j`); 0 or 1 processes them one after another.
+    /// Segments processed at the same time (`-j`); 0 means one per core.
     public var jobs: Int = 0
     /// Seed for the random shifts, for reproducible runs; nil draws a fresh one.
     public var seed: UInt64?

@@ -37,6 +37,13 @@ public struct Separator: Sendable {
         var mix = wav
         for i in 0..<mix.count { mix.data[i] = (mix.data[i] - mean) / std }
 
+        // Threads go to independent segments first; the BLAS gets what is left per segment, so
+        // no core spins waiting inside a small matrix multiply.
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let parallelSegments = options.split ? min(workerCount, max(1, totalPasses(length: length) / max(bag.models.count * max(options.shifts, 1), 1))) : 1
+        let previousThreads = GEMM.threads
+        GEMM.threads = max(1, cores / max(parallelSegments, 1))
+        defer { GEMM.threads = previousThreads }
         let counter = ProgressCounter(total: totalPasses(length: length), callback: progress)
         var rng = SplitMix64(seed: options.seed ?? UInt64.random(in: .min ... .max))
         var estimates = Tensor(zeros: [bag.sources.count, channels, length])
@@ -126,17 +133,31 @@ public struct Separator: Sendable {
             weight[i] = power == 1 ? w : powf(w, power)
         }
         let offsets = Array(Swift.stride(from: 0, to: length, by: stride))
-        let chunkOutputs = try mapChunks(offsets) { offset in
-            try applyOne(model, mix.sub(offset: offset, length: segment), counter: counter, isCancelled: isCancelled)
-        }
         var out = Tensor(zeros: [sources, channels, length])
         var sumWeight = [Float](repeating: 0, count: length)
-        for (offset, chunk) in zip(offsets, chunkOutputs) {
-            let n = chunk.shape[2]
-            for row in 0..<(sources * channels) {
-                for i in 0..<n { out.data[row * length + offset + i] += weight[i] * chunk.data[row * n + i] }
+        // Segments are independent: run `workers` at a time and fold each batch in as it ends,
+        // so only one batch of segment outputs is alive at once.
+        let workers = workerCount
+        var start = 0
+        while start < offsets.count {
+            let batch = Array(offsets[start..<min(offsets.count, start + workers)])
+            let outputs = try mapConcurrently(batch) { offset in
+                try applyOne(model, mix.sub(offset: offset, length: segment), counter: counter, isCancelled: isCancelled)
             }
-            for i in 0..<n { sumWeight[offset + i] += weight[i] }
+            for (offset, chunk) in zip(batch, outputs) {
+                let n = chunk.shape[2]
+                out.data.withUnsafeMutableBufferPointer { os in
+                    chunk.data.withUnsafeBufferPointer { cs in
+                        for row in 0..<(sources * channels) {
+                            let o = os.baseAddress! + row * length + offset
+                            let c = cs.baseAddress! + row * n
+                            for i in 0..<n { o[i] += weight[i] * c[i] }
+                        }
+                    }
+                }
+                for i in 0..<n { sumWeight[offset + i] += weight[i] }
+            }
+            start += workers
         }
         for row in 0..<(sources * channels) {
             for i in 0..<length { out.data[row * length + i] /= sumWeight[i] }
@@ -144,19 +165,17 @@ public struct Separator: Sendable {
         return out
     }
 
-    /// Runs `body` on each offset, `jobs` at a time when asked, keeping the order of results.
-    private func mapChunks(_ offsets: [Int], _ body: @escaping @Sendable (Int) throws -> Tensor) throws -> [Tensor] {
-        let jobs = max(1, options.jobs)
-        if jobs == 1 || offsets.count == 1 { return try offsets.map(body) }
-        let results = ResultSlots(count: offsets.count)
-        var start = 0
-        while start < offsets.count {
-            let batch = Array(offsets[start..<min(offsets.count, start + jobs)])
-            let base = start
-            DispatchQueue.concurrentPerform(iterations: batch.count) { i in
-                results.set(base + i, Result { try body(batch[i]) })
-            }
-            start += jobs
+    /// Segments run at the same time: `jobs`, or one per core when `jobs` is 0.
+    var workerCount: Int {
+        options.jobs > 0 ? options.jobs : ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// Runs `body` on each element on its own thread, keeping the order of results.
+    private func mapConcurrently(_ items: [Int], _ body: @escaping @Sendable (Int) throws -> Tensor) throws -> [Tensor] {
+        if items.count == 1 { return [try body(items[0])] }
+        let results = ResultSlots(count: items.count)
+        DispatchQueue.concurrentPerform(iterations: items.count) { i in
+            results.set(i, Result { try body(items[i]) })
         }
         return try results.values()
     }

@@ -1,0 +1,232 @@
+import ArgumentParser
+import AudioIO
+import DemucsEngine
+import Foundation
+
+/// `demucsctl separate`: the same flags and output layout as `python -m demucs.separate`.
+struct Separate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Separate the sources of the given tracks (as python -m demucs.separate).",
+        discussion: """
+            Stems go to OUT/MODEL/{track}/{stem}.{ext}: e.g. separated/htdemucs/song/vocals.wav. \
+            Every stem of a track is written under a temporary name and renamed into place only \
+            when all are complete, so a failed or interrupted run leaves no partial stems.
+
+            Without --repo, models are looked up in the model cache ($DEMUCSD_MODELS, else \
+            $XDG_CACHE_HOME/demucsd/models, else ~/.cache/demucsd/models) and downloaded there \
+            from the Hugging Face hub when missing.
+
+            Exit codes: 0 all tracks separated; 1 one or more tracks failed (the others are still \
+            written); 2 the model could not be loaded; 64 bad usage; 130 interrupted.
+            """
+    )
+
+    @Argument(help: "Audio files to separate (WAV, FLAC, OGG/Vorbis, Opus, AIFF, MP3).")
+    var tracks: [String] = []
+
+    @Option(name: [.customShort("n"), .long], help: "Pretrained model name or signature.")
+    var name: String = "htdemucs"
+
+    @Option(help: ArgumentHelp("Folder holding the models for -n: NAME.yaml bags and <sig>.safetensors files.", valueName: "DIR"))
+    var repo: String?
+
+    @Flag(help: "List the models available in --repo (or the cache) and exit.")
+    var listModels = false
+
+    @Flag(name: [.customShort("v"), .long], help: "Print more about what is done.")
+    var verbose = false
+
+    @Option(name: [.customShort("o"), .long], help: "Folder for the stems; a subfolder named after the model is created.")
+    var out: String = "separated"
+
+    @Option(help: "Output file name under OUT/MODEL. Placeholders: {track}, {trackext}, {stem}, {ext}.")
+    var filename: String = "{track}/{stem}.{ext}"
+
+    @Option(name: [.customShort("d"), .long], help: "Device: only cpu (accepted for compatibility).")
+    var device: String = "cpu"
+
+    @Option(help: "Random shifts averaged for equivariant stabilisation (0 = one deterministic pass; slower as it grows).")
+    var shifts: Int = 1
+
+    @Option(help: "Overlap between the segments.")
+    var overlap: Double = 0.25
+
+    @Flag(name: .customLong("no-split"), help: "Do not split the audio into segments (more memory).")
+    var noSplit = false
+
+    @Option(help: "Segment length in seconds (at most the model's training segment for transformer models).")
+    var segment: Int?
+
+    @Option(name: .customLong("two-stems"), help: ArgumentHelp("Only separate STEM and no_STEM.", valueName: "STEM"))
+    var twoStems: String?
+
+    @Option(name: .customLong("other-method"), help: "How to make no_STEM: add (sum of the other stems), minus (mix minus STEM, saved as minus_STEM), none.")
+    var otherMethod: OtherMethod = .add
+
+    @Flag(help: "Save WAV output as 24-bit.")
+    var int24 = false
+
+    @Flag(help: "Save WAV output as 32-bit float.")
+    var float32 = false
+
+    @Option(name: .customLong("clip-mode"), help: "Avoid clipping by rescaling the whole stem (rescale), hard clipping (clamp), or not at all (none).")
+    var clipMode: ClipMode = .rescale
+
+    @Flag(help: "Write FLAC instead of WAV.")
+    var flac = false
+
+    @Flag(help: "Write MP3 instead of WAV.")
+    var mp3 = false
+
+    @Option(name: .customLong("mp3-bitrate"), help: "MP3 bitrate in kbit/s.")
+    var mp3Bitrate: Int = 320
+
+    @Option(name: .customLong("mp3-preset"), help: "MP3 encoder quality, 2 (best) to 7 (fastest).")
+    var mp3Preset: Int = 2
+
+    @Option(name: [.customShort("j"), .long], help: "Segments processed in parallel (more memory, faster on many cores).")
+    var jobs: Int = 0
+
+    enum OtherMethod: String, ExpressibleByArgument, CaseIterable { case none, add, minus }
+
+    func validate() throws {
+        if segment != nil && noSplit { throw ValidationError("--segment and --no-split cannot be used together") }
+        if int24 && float32 { throw ValidationError("--int24 and --float32 cannot be used together") }
+        if flac && mp3 { throw ValidationError("--flac and --mp3 cannot be used together") }
+        if !(2...7).contains(mp3Preset) { throw ValidationError("--mp3-preset must be between 2 and 7") }
+        if shifts < 0 { throw ValidationError("--shifts must be 0 or more") }
+        if !(0..<1).contains(overlap) { throw ValidationError("--overlap must be in [0, 1)") }
+        if let segment, segment <= 0 { throw ValidationError("--segment must be positive") }
+        if device != "cpu" { throw ValidationError("device \(device) is not available: demucsctl runs on the CPU (-d cpu)") }
+        if let problem = OutputNaming.validate(template: filename) { throw ValidationError(problem) }
+        if !listModels && tracks.isEmpty { throw ValidationError("the following arguments are required: tracks") }
+    }
+
+    func run() throws {
+        if listModels {
+            let root = repo ?? ModelLocator.defaultCacheFolder()
+            let listing = ModelRepository(root: root).list()
+            print("Bag of models:\n    " + listing.bags.joined(separator: "\n    "))
+            print("Single models:\n    " + listing.single.joined(separator: "\n    "))
+            return
+        }
+        Interruption.install()
+        let bag: ModelBag
+        do {
+            bag = try ModelLocator.load(name: name, repo: repo, verbose: verbose)
+        } catch {
+            printError("\(error)")
+            throw Exit.modelFailed
+        }
+        if let segment, let maxSegment = bag.maxAllowedSegment, Double(segment) > maxSegment.doubleValue {
+            printError("Cannot use a Transformer model with a longer segment than it was trained for. Maximum segment is: \(maxSegment.doubleValue)")
+            throw Exit.modelFailed
+        }
+        if let twoStems, !bag.sources.contains(twoStems) {
+            printError("stem \"\(twoStems)\" is not in the selected model. STEM must be one of \(bag.sources.joined(separator: ", ")).")
+            throw ExitCode.validationFailure
+        }
+        if bag.models.count > 1 { print("Selected model is a bag of \(bag.models.count) models.") }
+        let separator = Separator(bag: bag, options: SeparationOptions(
+            shifts: shifts, split: !noSplit, overlap: overlap,
+            segment: segment.map { Fraction($0, 1) }, jobs: jobs))
+        let naming = OutputNaming(out: out, modelName: name, template: filename)
+        do {
+            try FileManager.default.createDirectory(atPath: naming.folder, withIntermediateDirectories: true)
+        } catch {
+            printError("cannot create output folder \(naming.folder): \(fileErrorReason(error))")
+            throw Exit.trackFailed
+        }
+        print("Separated tracks will be stored in \(URL(fileURLWithPath: naming.folder).standardizedFileURL.path)")
+        var failures = 0
+        for track in tracks {
+            if Interruption.requested { throw Exit.interrupted }
+            do {
+                try separateTrack(track, separator: separator, naming: naming)
+            } catch let error as EngineError where error.kind == .cancelled {
+                printError("interrupted while separating \(track); nothing was written for it")
+                throw Exit.interrupted
+            } catch {
+                printError("\(track): \(error)")
+                failures += 1
+            }
+        }
+        if failures > 0 {
+            printError("\(failures) of \(tracks.count) track(s) failed")
+            throw Exit.trackFailed
+        }
+    }
+
+    private func separateTrack(_ track: String, separator: Separator, naming: OutputNaming) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: track, isDirectory: &isDir) else {
+            throw CLIError("file does not exist. If the path contains spaces, surround it with quotes.")
+        }
+        guard !isDir.boolValue else { throw CLIError("is a folder, not an audio file") }
+        print("Separating track \(track)")
+        let bag = separator.bag
+        let audio = try AudioDecoder.load(path: track, sampleRate: bag.samplerate, channels: bag.audioChannels)
+        let length = audio.frameCount
+        let mix = Tensor(shape: [bag.audioChannels, length], data: audio.channels.flatMap { $0 })
+        let display = ProgressDisplay(label: (track as NSString).lastPathComponent)
+        let stems = try separator.separate(
+            mix, progress: { display.update($0.fraction) }, isCancelled: { Interruption.requested })
+        display.finish()
+
+        func stem(_ index: Int) -> [[Float]] {
+            (0..<bag.audioChannels).map { c in
+                Array(stems.data[((index * bag.audioChannels + c) * length)..<((index * bag.audioChannels + c + 1) * length)])
+            }
+        }
+        var outputs: [(name: String, channels: [[Float]])] = []
+        if let twoStems {
+            let k = bag.sources.firstIndex(of: twoStems)!
+            let selected = stem(k)
+            if otherMethod == .minus {
+                let minus = zip(audio.channels, selected).map { zip($0, $1).map { $0 - $1 } }
+                outputs.append(("minus_" + twoStems, minus))
+            }
+            outputs.append((twoStems, selected))
+            if otherMethod == .add {
+                var sum = [[Float]](repeating: [Float](repeating: 0, count: length), count: bag.audioChannels)
+                for j in bag.sources.indices where j != k {
+                    let s = stem(j)
+                    for c in 0..<bag.audioChannels { for i in 0..<length { sum[c][i] += s[c][i] } }
+                }
+                outputs.append(("no_" + twoStems, sum))
+            }
+        } else {
+            for (k, name) in bag.sources.enumerated() { outputs.append((name, stem(k))) }
+        }
+        let ext = mp3 ? "mp3" : flac ? "flac" : "wav"
+        let options = EncodeOptions(
+            clip: clipMode, bitsPerSample: int24 ? 24 : 16, asFloat: float32,
+            mp3Bitrate: mp3Bitrate, mp3Preset: mp3Preset)
+        try StemWriter.writeAll(
+            outputs.map { (naming.path(track: track, stem: $0.name, ext: ext),
+                           AudioBuffer(sampleRate: bag.samplerate, channels: $0.channels)) },
+            stagingIn: naming.folder, options: options)
+    }
+}
+
+/// A failure of one track, with a message for the person at the terminal.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The reason of a FileManager error as the OS gives it ("Not a directory"), not Foundation's
+/// "The operation could not be completed. (NSCocoaErrorDomain error 512.)" that Linux prints.
+func fileErrorReason(_ error: Error) -> String {
+    if let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? Error,
+       (underlying as NSError).domain == NSPOSIXErrorDomain {
+        return String(cString: strerror(Int32((underlying as NSError).code)))
+    }
+    return error.localizedDescription
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+}
+
+extension ClipMode: ExpressibleByArgument {}

@@ -1,0 +1,3 @@
+import DemucsCLI
+
+DemucsCtl.main()
