@@ -5,10 +5,7 @@ enum Activations {
     /// GELU with the exact erf form (PyTorch's default, `approximate='none'`).
     static func gelu(_ x: inout Tensor) {
         x.data.withUnsafeMutableBufferPointer { p in
-            for i in 0..<p.count {
-                let v = p[i]
-                p[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752440))
-            }
+            VectorMath.map(p.baseAddress!, p.count) { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752440)) }
         }
     }
 
@@ -33,9 +30,10 @@ enum Activations {
                     let src = xs.baseAddress! + b * channels2 * plane
                     let dst = os.baseAddress! + b * half * plane
                     let gate = src + half * plane
-                    for i in 0..<(half * plane) {
-                        dst[i] = src[i] / (1 + expf(-gate[i]))
-                    }
+                    let n = half * plane
+                    dst.update(from: gate, count: n)
+                    VectorMath.map(dst, n) { g in 1 / (1 + VectorMath.exp(-g)) }
+                    for i in 0..<n { dst[i] *= src[i] }
                 }
             }
         }

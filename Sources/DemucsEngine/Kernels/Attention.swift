@@ -58,16 +58,31 @@ enum Attention {
     static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
         for r in 0..<rows {
             let row = p + r * cols
-            var m = -Float.infinity
-            for i in 0..<cols where row[i] > m { m = row[i] }
-            var sum: Float = 0
-            for i in 0..<cols {
+            var m8 = VectorMath.V(repeating: -.infinity)
+            var i = 0
+            while i + 8 <= cols {
+                m8 = pointwiseMax(m8, UnsafeRawPointer(row + i).loadUnaligned(as: VectorMath.V.self))
+                i += 8
+            }
+            var m = m8.max()
+            while i < cols { m = max(m, row[i]); i += 1 }
+            var sum8 = VectorMath.V(repeating: 0)
+            i = 0
+            while i + 8 <= cols {
+                let e = VectorMath.exp(UnsafeRawPointer(row + i).loadUnaligned(as: VectorMath.V.self) - m)
+                UnsafeMutableRawPointer(row + i).storeBytes(of: e, as: VectorMath.V.self)
+                sum8 += e
+                i += 8
+            }
+            var sum = sum8.sum()
+            while i < cols {
                 let e = expf(row[i] - m)
                 row[i] = e
                 sum += e
+                i += 1
             }
             let inv = 1 / sum
-            for i in 0..<cols { row[i] *= inv }
+            VectorMath.map(row, cols) { $0 * inv }
         }
     }
 }
