@@ -147,7 +147,9 @@ struct Separate: ParsableCommand {
                 printError("interrupted while separating \(track); nothing was written for it")
                 throw Exit.interrupted
             } catch {
-                printError("\(track): \(error)")
+                // Decoder and writer errors already name the file; the others get it prefixed.
+                let message = "\(error)"
+                printError(message.contains(track) ? message : "\(track): \(message)")
                 failures += 1
             }
         }
