@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "demucsctl", targets: ["demucsctl"]),
+        .executable(name: "demucsd", targets: ["demucsd"]),
         .library(name: "DemucsEngine", targets: ["DemucsEngine"]),
         .library(name: "AudioIO", targets: ["AudioIO"]),
     ],
@@ -13,6 +14,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Thin C shims: module maps over system libraries, nothing else.
@@ -30,10 +35,27 @@ let package = Package(
             name: "ModelStore",
             dependencies: ["DemucsEngine", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(name: "JobStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Watcher"),
+        .target(
+            name: "DemucsDaemon",
+            dependencies: [
+                "DemucsEngine", "AudioIO", "ModelStore", "JobStore", "Watcher",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "demucsd",
+            dependencies: ["DemucsDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .target(
             name: "DemucsCLI",
             dependencies: [
-                "DemucsEngine", "AudioIO", "ModelStore",
+                "DemucsEngine", "AudioIO", "ModelStore", "JobStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -42,6 +64,12 @@ let package = Package(
         .testTarget(name: "DemucsEngineTests", dependencies: ["DemucsEngine"]),
         .testTarget(name: "AudioIOTests", dependencies: ["AudioIO"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "DemucsEngine"]),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
+        .testTarget(name: "WatcherTests", dependencies: ["Watcher"]),
+        .testTarget(
+            name: "DemucsDaemonTests",
+            dependencies: ["DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl"]
+        ),
         .testTarget(
             name: "DemucsCLITests",
             dependencies: ["DemucsCLI", "DemucsEngine", "AudioIO", "demucsctl"]

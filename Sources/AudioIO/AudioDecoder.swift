@@ -15,6 +15,10 @@ public enum AudioDecoder {
     /// - Throws: `AudioIOError` naming `path` for a missing, empty, unreadable, unrecognised
     ///   or corrupt file, or a folder.
     public static func decode(path: String) throws -> AudioBuffer {
+        try StderrSilencer.silenced { try decodeLoudly(path: path) }
+    }
+
+    private static func decodeLoudly(path: String) throws -> AudioBuffer {
         try FileChecks.requireReadableFile(path)
         let file = try SndFile(readingFrom: path)
         defer { _ = file.close() }

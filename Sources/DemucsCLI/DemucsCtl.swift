@@ -1,4 +1,5 @@
 import ArgumentParser
+import DemucsEngine
 
 /// `demucsctl`: separate songs into stems from the command line, and (with the daemon) look at
 /// and steer its work.
@@ -10,14 +11,9 @@ public struct DemucsCtl: ParsableCommand {
             Exit codes: 0 success; 1 one or more tracks failed (each is reported); 2 the model \
             could not be loaded; 64 bad usage.
             """,
-        version: DemucsVersion.string,
-        subcommands: [Separate.self]
+        version: DemucsdVersion.string,
+        subcommands: [Separate.self, Status.self, Jobs.self, Retry.self, Cancel.self]
     )
 
     public init() {}
-}
-
-/// The version printed by `--version` and recorded in status.
-public enum DemucsVersion {
-    public static let string = "0.1.0"
 }

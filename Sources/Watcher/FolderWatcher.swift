@@ -18,7 +18,8 @@ import Glibc
 ///   download suffixes. A temporary file renamed to its final name becomes ready through
 ///   `IN_MOVED_TO` of the final name.
 ///
-/// The watch is **not recursive**: subfolders of the input folder are ignored, as are files
+/// The watch is **not recursive**: subfolders of the input folder are ignored (a folder appearing
+/// is reported once as `.ignored(name, .directory)`, nothing inside it ever), as are files
 /// inside them (users are expected to drop files, not folders; reporting a dropped folder to
 /// the user is the daemon's business, via `scanEntries`). Symbolic links are not followed.
 ///
@@ -46,7 +47,7 @@ public final class FolderWatcher {
     /// The events the watch asks for. `IN_ONLYDIR` makes a non-folder path fail with `ENOTDIR`
     /// at the add instead of silently watching a file.
     static let watchMask = UInt32(bitPattern:
-        IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF | IN_Q_OVERFLOW)
+        IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF | IN_Q_OVERFLOW)
     static let addMask = watchMask | UInt32(bitPattern: IN_ONLYDIR)
 
     /// Starts watching `path`.
@@ -177,10 +178,25 @@ public final class FolderWatcher {
                 events.append(.folderGone)
                 break
             }
-            // Subfolders (and anything inside them, which is never reported) are not our concern.
-            if record.has(IN_ISDIR) || record.name.isEmpty { continue }
+            if record.name.isEmpty { continue }
             let name = FileName(bytes: record.name)
             guard name.isCandidate else { continue }
+            // Subfolders are not watched (nothing inside them is ever reported), but a folder
+            // appearing is reported once as ignored, so the daemon can say why nothing happens.
+            if record.has(IN_ISDIR) {
+                if record.has(IN_CREATE | IN_MOVED_TO) {
+                    events.append(.ignored(name.string ?? name.displayString, name.string == nil ? .undecodableName : .directory))
+                }
+                continue
+            }
+            if record.has(IN_CREATE) {
+                // A regular file being created is reported when its writer closes it; only a
+                // symbolic link (`ln -s`, which never closes anything) is settled from here.
+                if let snapshot = FileSnapshot.lstat(folder: folderBytes, name: name), snapshot.kind == .symlink {
+                    settling.arm(name, deadline: now.advanced(by: settle), snapshot: snapshot)
+                }
+                continue
+            }
             if record.has(IN_CLOSE_WRITE | IN_MOVED_TO) {
                 settling.arm(name, deadline: now.advanced(by: settle),
                              snapshot: FileSnapshot.lstat(folder: folderBytes, name: name))

@@ -140,7 +140,17 @@ private typealias T = WatcherTestSupport
         try FileManager.default.removeItem(atPath: folder + "/album")
         try T.rename(folder + "/moved", outside + "/back")
 
-        #expect(try T.collect(watcher, for: .milliseconds(700)).isEmpty)
+        // Each folder appearing is reported once as ignored; nothing inside them ever is.
+        #expect(try T.collect(watcher, for: .milliseconds(700)).map(\.event)
+                == [.ignored("album", .directory), .ignored("moved", .directory)])
+    }
+
+    @Test func symlinkCreatedInPlaceIsReportedAsIgnored() throws {
+        let folder = try T.makeFolder()
+        defer { T.remove(folder) }
+        let watcher = try FolderWatcher(path: folder, settle: .milliseconds(150))
+        #expect(symlink("/etc/passwd", folder + "/link.wav") == 0)
+        #expect(try T.collect(watcher) { !$0.isEmpty }.map(\.event) == [.ignored("link.wav", .symlink)])
     }
 
     @Test func deleteIsReportedAsRemoved() throws {

@@ -1,0 +1,97 @@
+import DemucsEngine
+import Foundation
+import Logging
+import ModelStore
+
+/// Holds the loaded model for the workers. When the model cannot be loaded (not installed and no
+/// network, a broken file), the daemon keeps running: the problem is kept for `demucsctl status`
+/// and the journal, jobs stay queued, and loading is tried again later or on SIGHUP.
+final class ModelProvider: @unchecked Sendable {
+    private let lock = NSLock()
+    private var bag: ModelBag?
+    private var problem: String?
+    private var lastAttempt: Date?
+    private var settings: WorkSettings
+    private let logger: Logger
+    /// How long to wait between two attempts to load a missing model.
+    let retryInterval: TimeInterval = 60
+
+    init(settings: WorkSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// The model, loading it if needed (at most once per `retryInterval` after a failure).
+    func current(force: Bool = false) -> ModelBag? {
+        lock.lock()
+        if let bag { lock.unlock(); return bag }
+        if !force, let lastAttempt, Date().timeIntervalSince(lastAttempt) < retryInterval {
+            lock.unlock()
+            return nil
+        }
+        lastAttempt = Date()
+        let settings = self.settings
+        lock.unlock()
+        do {
+            let loaded = try Self.load(settings)
+            lock.lock()
+            bag = loaded
+            problem = nil
+            lock.unlock()
+            logger.notice("model loaded", metadata: ["model": "\(settings.modelName)", "sources": "\(loaded.sources.joined(separator: ","))"])
+            return loaded
+        } catch {
+            let message = "\(error)"
+            lock.lock()
+            let changed = problem != message
+            problem = message
+            lock.unlock()
+            if changed {
+                logger.error("model unavailable, jobs stay queued until it is installed: \(message)", metadata: ["model": "\(settings.modelName)"])
+            }
+            return nil
+        }
+    }
+
+    var currentProblem: String? {
+        lock.lock(); defer { lock.unlock() }
+        return problem
+    }
+
+    /// New settings (SIGHUP): the model is reloaded on next use if its name or folder changed.
+    func update(_ new: WorkSettings) {
+        lock.lock()
+        if new.modelName != settings.modelName || new.repo != settings.repo || new.cache != settings.cache {
+            bag = nil
+        }
+        settings = new
+        lastAttempt = nil
+        lock.unlock()
+    }
+
+    private static func load(_ s: WorkSettings) throws -> ModelBag {
+        if let repo = s.repo {
+            return try ModelRepository(root: repo).load(s.modelName)
+        }
+        let downloader = ModelDownloader(cacheRoot: s.cache)
+        let installed = try blocking { try await downloader.ensure(name: s.modelName) }
+        return try installed.repository.load(installed.name)
+    }
+}
+
+/// Runs async work from a plain thread and waits for it.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let box = BlockingResult<T>()
+    let semaphore = DispatchSemaphore(value: 0)
+    Task {
+        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+        semaphore.signal()
+    }
+    semaphore.wait()
+    return try box.result!.get()
+}
+
+/// The result slot of `blocking`, written by the task and read after the semaphore.
+final class BlockingResult<T: Sendable>: @unchecked Sendable {
+    var result: Result<T, Error>?
+}

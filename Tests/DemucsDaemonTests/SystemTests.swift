@@ -1,0 +1,357 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import Logging
+import Testing
+@testable import DemucsDaemon
+
+/// The systemd integration: sd_notify datagrams, journal log lines, and the unit file.
+@Suite struct SystemTests {
+    // MARK: - sd_notify
+
+    @Test func notifierSendsDatagramsToAPathSocket() throws {
+        let folder = try TemporaryFolder()
+        let path = folder.path + "/notify.sock"
+        let receiver = try DatagramReceiver(address: path)
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": path])
+        #expect(notifier.isEnabled)
+
+        notifier.ready()
+        #expect(try receiver.receive() == "READY=1\n")
+        notifier.ready(status: "idle")
+        #expect(try receiver.receive() == "READY=1\nSTATUS=idle\n")
+        notifier.status("separating song.mp3\n(1 of 3)")
+        #expect(try receiver.receive() == "STATUS=separating song.mp3 (1 of 3)\n")
+        notifier.watchdog()
+        #expect(try receiver.receive() == "WATCHDOG=1\n")
+        notifier.reloading()
+        let reloading = try receiver.receive()
+        #expect(reloading.range(of: #"^RELOADING=1\nMONOTONIC_USEC=[0-9]+\n$"#, options: .regularExpression) != nil)
+        notifier.stopping()
+        #expect(try receiver.receive() == "STOPPING=1\n")
+        notifier.extendTimeout(by: .seconds(90))
+        #expect(try receiver.receive() == "EXTEND_TIMEOUT_USEC=90000000\n")
+    }
+
+    @Test func notifierSpeaksToAbstractSockets() throws {
+        let name = "@demucsd-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let receiver = try DatagramReceiver(address: name)
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": name])
+        notifier.ready(status: "up")
+        #expect(try receiver.receive() == "READY=1\nSTATUS=up\n")
+        notifier.watchdog()
+        #expect(try receiver.receive() == "WATCHDOG=1\n")
+    }
+
+    @Test func notifierIsANoOpWithoutSocket() throws {
+        let notifier = SystemdNotifier(environment: [:])
+        #expect(!notifier.isEnabled)
+        #expect(notifier.socket == nil)
+        #expect(notifier.watchdogInterval == nil)
+        try notifier.send([("READY", "1")])
+        notifier.ready()
+        notifier.watchdog()
+        #expect(!SystemdNotifier(environment: ["NOTIFY_SOCKET": ""]).isEnabled)
+        #expect(!SystemdNotifier(environment: ["NOTIFY_SOCKET": "vsock:2:1234"]).isEnabled)
+    }
+
+    @Test func notifierReportsASocketThatIsGone() throws {
+        let folder = try TemporaryFolder()
+        let notifier = SystemdNotifier(environment: ["NOTIFY_SOCKET": folder.path + "/absent.sock"])
+        let error = try #require(throws: NotifyError.self) { try notifier.send([("READY", "1")]) }
+        #expect(error.description.contains("absent.sock"))
+        notifier.ready() // must not trap or throw
+    }
+
+    @Test func watchdogIntervalFromEnvironment() {
+        let pid: Int32 = 4242
+        let on = SystemdNotifier(environment: ["WATCHDOG_USEC": "60000000"], pid: pid)
+        #expect(on.watchdogInterval == .seconds(60))
+        #expect(on.watchdogPingInterval == .seconds(30))
+        #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": "1500", "WATCHDOG_PID": "4242"], pid: pid).watchdogInterval
+            == .microseconds(1500))
+        #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "1"], pid: pid).watchdogInterval == nil)
+        #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": "0"], pid: pid).watchdogInterval == nil)
+        #expect(SystemdNotifier(environment: ["WATCHDOG_USEC": "soon"], pid: pid).watchdogInterval == nil)
+        #expect(SystemdNotifier(environment: [:], pid: pid).watchdogPingInterval == nil)
+    }
+
+    // MARK: - Journal log handler
+
+    @Test func journalLinesCarryPriorityAndMetadata() throws {
+        let pipe = try PipePair()
+        var logger = Logger(label: "demucsd") { JournalLogHandler(label: $0, fileDescriptor: pipe.write) }
+        logger.logLevel = .trace
+        logger[metadataKey: "worker"] = "1"
+        logger.critical("disk on fire")
+        logger.error("cannot decode", metadata: ["file": "My Song.mp3", "reason": "bad \"header\""])
+        logger.warning("slow")
+        logger.notice("model loaded", metadata: ["model": "htdemucs", "worker": "2"])
+        logger.info("job done", metadata: ["seconds": .stringConvertible(12.5), "empty": ""])
+        logger.debug("segment", metadata: ["stems": ["drums", "bass"]])
+        logger.trace("line one\nline two")
+        pipe.closeWrite()
+
+        let lines = try pipe.readAll().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines == [
+            "<2>disk on fire worker=1",
+            #"<3>cannot decode file="My Song.mp3" reason="bad \"header\"" worker=1"#,
+            "<4>slow worker=1",
+            "<5>model loaded model=htdemucs worker=2",
+            #"<6>job done empty="" seconds=12.5 worker=1"#,
+            "<7>segment stems=[drums,bass] worker=1",
+            #"<7>line one\nline two worker=1"#,
+            "",
+        ])
+    }
+
+    @Test func journalPriorities() {
+        let expected: [(Logger.Level, Int)] = [(.critical, 2), (.error, 3), (.warning, 4), (.notice, 5), (.info, 6),
+                                               (.debug, 7), (.trace, 7)]
+        for (level, priority) in expected {
+            #expect(JournalLogHandler.priority(level) == priority)
+        }
+    }
+
+    @Test func terminalLinesHaveTimestampAndLevelWord() throws {
+        // A pipe is not a terminal, so the automatic choice is the journal format.
+        let pipe = try PipePair()
+        #expect(JournalLogHandler(label: "x", fileDescriptor: pipe.write).style == .journal)
+
+        let logger = Logger(label: "demucsd") { JournalLogHandler(label: $0, fileDescriptor: pipe.write, style: .terminal) }
+        logger.warning("cannot decode", metadata: ["file": "a b.mp3"])
+        logger.info("ready")
+        pipe.closeWrite()
+        let lines = try pipe.readAll().split(separator: "\n").map(String.init)
+        #expect(lines.count == 2)
+        #expect(lines[0].range(of: #"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} WARN  cannot decode file="a b\.mp3"$"#,
+                               options: .regularExpression) != nil, "\(lines[0])")
+        #expect(lines[1].range(of: #"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} INFO  ready$"#, options: .regularExpression) != nil,
+                "\(lines[1])")
+    }
+
+    @Test func errorsAndProvidersAddMetadata() throws {
+        struct Boom: Error, CustomStringConvertible { var description: String { "boom" } }
+        let pipe = try PipePair()
+        let provider = Logger.MetadataProvider { ["request": "7"] }
+        let handler = JournalLogHandler(label: "x", fileDescriptor: pipe.write, metadataProvider: provider)
+        handler.log(event: LogEvent(level: .error, message: "failed", error: Boom(), metadata: ["job": "3"],
+                                    source: "t", file: #fileID, function: #function, line: #line))
+        pipe.closeWrite()
+        #expect(try pipe.readAll() == "<3>failed error=boom job=3 request=7\n")
+    }
+
+    /// Many threads logging at once must produce whole lines only (one write(2) per event).
+    @Test func concurrentLinesDoNotInterleave() throws {
+        let pipe = try PipePair()
+        let logger = Logger(label: "demucsd") { JournalLogHandler(label: $0, fileDescriptor: pipe.write) }
+        // The pipe holds only 64 KiB, so a reader thread drains it while the writers run.
+        let collected = CollectedText()
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            collected.text = (try? pipe.readAll()) ?? ""
+            finished.signal()
+        }.start()
+        let padding = String(repeating: "x", count: 200)
+        DispatchQueue.concurrentPerform(iterations: 8) { t in
+            for i in 0..<200 { logger.info("message \(t)-\(i) \(padding)") }
+        }
+        pipe.closeWrite()
+        finished.wait()
+        let lines = collected.text.split(separator: "\n")
+        #expect(lines.count == 1600)
+        #expect(lines.allSatisfy { $0.hasPrefix("<6>message ") && $0.hasSuffix(padding) })
+    }
+
+    // MARK: - Unit file
+
+    private static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    private static let unitFile = repositoryRoot + "/systemd/demucsd.service"
+
+    static var systemdAnalyze: String? {
+        ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    @Test func unitFileHasTheRequiredSettings() throws {
+        let text = try String(contentsOfFile: Self.unitFile, encoding: .utf8)
+        let lines = Set(text.split(separator: "\n").map(String.init))
+        for required in [
+            "Type=notify", "NotifyAccess=main",
+            "ExecStart=/usr/local/bin/demucsd --data /var/lib/demucsd --config /etc/demucsd.conf",
+            "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "RestartPreventExitStatus=78",
+            "WatchdogSec=60", "TimeoutStopSec=30", "User=demucsd", "Group=demucsd", "StateDirectory=demucsd",
+            "Environment=DEMUCSD_MODELS=/var/lib/demucsd/models", "ProtectSystem=strict", "NoNewPrivileges=yes",
+        ] {
+            #expect(lines.contains(required), "missing \(required)")
+        }
+        #expect(!lines.contains { $0.hasPrefix("PrivateNetwork=yes") }, "the model download needs the network")
+    }
+
+    /// `systemd-analyze verify` must print nothing at all: it exits 0 on many mistakes and only
+    /// complains on stderr. It checks that ExecStart's binary exists, so it runs with a dummy
+    /// /usr/local/bin/demucsd on a tmpfs in a private mount namespace (`unshare -rm`), which leaves
+    /// the real /usr/local/bin untouched; where unprivileged namespaces are not allowed, a copy of the
+    /// unit whose ExecStart points to a dummy in a temporary folder is verified instead.
+    @Test(.enabled(if: SystemTests.systemdAnalyze != nil, "systemd-analyze is not installed"))
+    func unitFileVerifiesCleanly() throws {
+        let analyze = try #require(Self.systemdAnalyze)
+        let output: String
+        if try run("/usr/bin/env", ["unshare", "-rm", "true"]).status == 0 {
+            let script = """
+            mount -t tmpfs tmpfs /usr/local/bin && printf '#!/bin/sh\\n' > /usr/local/bin/demucsd && \
+            chmod 755 /usr/local/bin/demucsd && exec "$0" verify "$1"
+            """
+            let result = try run("/usr/bin/env", ["unshare", "-rm", "sh", "-c", script, analyze, Self.unitFile])
+            #expect(result.status == 0)
+            output = result.output
+        } else {
+            let folder = try TemporaryFolder()
+            let dummy = folder.path + "/demucsd"
+            try "#!/bin/sh\n".write(toFile: dummy, atomically: true, encoding: .utf8)
+            chmod(dummy, 0o755)
+            let unit = try String(contentsOfFile: Self.unitFile, encoding: .utf8)
+                .replacingOccurrences(of: "ExecStart=/usr/local/bin/demucsd", with: "ExecStart=\(dummy)")
+            let copy = folder.path + "/demucsd.service"
+            try unit.write(toFile: copy, atomically: true, encoding: .utf8)
+            output = try run(analyze, ["verify", copy]).output
+        }
+        #expect(output == "", "systemd-analyze verify complained:\n\(output)")
+    }
+
+    @Test(.enabled(if: SystemTests.systemdAnalyze != nil, "systemd-analyze is not installed"))
+    func unitFileExposureIsLow() throws {
+        let analyze = try #require(Self.systemdAnalyze)
+        let result = try run(analyze, ["security", "--offline=yes", "--no-pager", Self.unitFile])
+        let line = try #require(result.output.split(separator: "\n").first { $0.contains("Overall exposure level") },
+                                "no exposure line in:\n\(result.output)")
+        // "→ Overall exposure level for demucsd.service: 1.1 OK 🙂"
+        let afterColon = try #require(line.split(separator: ":").last)
+        let score = try #require(afterColon.split(separator: " ").first.flatMap { Double($0) }, "\(line)")
+        #expect(score <= 2.0, "\(line)")
+        #expect(!result.output.contains("Failed"), "\(result.output)")
+    }
+
+    /// Runs `executable` and returns its exit status and stdout + stderr together.
+    private func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["SYSTEMD_COLORS"] = "0"
+        environment["SYSTEMD_PAGER"] = ""
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A folder under the temporary directory, removed when the value goes away.
+private final class TemporaryFolder {
+    let path: String
+
+    init() throws {
+        var template = Array((NSTemporaryDirectory() + "/demucsd-system-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        path = String(cString: made)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// An AF_UNIX datagram socket bound to `address` (a path, or `@name` for an abstract socket),
+/// standing in for systemd's notification socket.
+private final class DatagramReceiver {
+    private let fd: Int32
+
+    init(address: String) throws {
+        #if canImport(Glibc)
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        #else
+        fd = socket(AF_UNIX, SOCK_DGRAM, 0)
+        #endif
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        var bytes = Array(address.utf8)
+        let abstract = bytes.first == UInt8(ascii: "@")
+        if abstract { bytes[0] = 0 }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
+        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)! + bytes.count + (abstract ? 0 : 1))
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)
+        }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// The next datagram as text (throws after 5 s without one).
+    func receive() throws -> String {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+
+    deinit { close(fd) }
+}
+
+/// Text handed from the reader thread to the test (published by a semaphore).
+private final class CollectedText: @unchecked Sendable {
+    var text = ""
+}
+
+/// A pipe whose write end is handed to the log handler and whose read end collects the lines.
+private final class PipePair: @unchecked Sendable {
+    let read: Int32
+    let write: Int32
+    private var writeOpen = true
+
+    init() throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        read = fds[0]
+        write = fds[1]
+    }
+
+    func closeWrite() {
+        if writeOpen { close(write); writeOpen = false }
+    }
+
+    /// Everything written until the write end is closed.
+    func readAll() throws -> String {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(read, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            if n == 0 { break }
+            data += buffer[0..<n]
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    deinit {
+        closeWrite()
+        close(read)
+    }
+}
