@@ -61,7 +61,8 @@ enum Attention {
             var m8 = VectorMath.V(repeating: -.infinity)
             var i = 0
             while i + 8 <= cols {
-                m8 = pointwiseMax(m8, UnsafeRawPointer(row + i).loadUnaligned(as: VectorMath.V.self))
+                let v = UnsafeRawPointer(row + i).loadUnaligned(as: VectorMath.V.self)
+                m8 = m8.replacing(with: v, where: v .> m8)
                 i += 8
             }
             var m = m8.max()

@@ -8,11 +8,19 @@ enum VectorMath {
     typealias V = SIMD8<Float>
 
     /// e^x for 8 lanes.
+    ///
+    /// Written with plain lane arithmetic and bit casts only: the standard library's generic
+    /// SIMD conversions (`rounded`, float-to-int initialisers, `clamped`) are not specialised
+    /// and cost more than the whole polynomial.
     @inline(__always)
     static func exp(_ x: V) -> V {
-        let clamped = x.clamped(lowerBound: V(repeating: -87.3), upperBound: V(repeating: 88.7))
-        let n = (clamped * 1.44269504088896341).rounded(.toNearestOrEven)
-        var r = clamped - n * 0.693359375
+        var v = x.replacing(with: -87.3, where: x .< -87.3)
+        v = v.replacing(with: 88.7, where: v .> 88.7)
+        // Round v·log2(e) to the nearest integer n by adding 1.5·2^23: n sits in the low bits.
+        let magic = V(repeating: 12_582_912)
+        let t = v * 1.44269504088896341 + magic
+        let n = t - magic
+        var r = v - n * 0.693359375
         r = r - n * -2.12194440e-4
         var p = V(repeating: 1.9875691500e-4)
         p = p * r + 1.3981999507e-3
@@ -21,7 +29,8 @@ enum VectorMath {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         let y = p * (r * r) + r + 1
-        let bits = SIMD8<UInt32>(truncatingIfNeeded: SIMD8<Int32>(n) &+ 127) &<< 23
+        // 2^n: the integer n is bits(t) - bits(magic); the exponent field is n + 127.
+        let bits = (unsafeBitCast(t, to: SIMD8<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         return y * unsafeBitCast(bits, to: V.self)
     }
 
