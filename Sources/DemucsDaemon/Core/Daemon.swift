@@ -23,6 +23,8 @@ public final class Daemon: Service, @unchecked Sendable {
     private let lock = NSCondition()
     private var settings: WorkSettings
     private var stopping = false
+    /// Wakes the intake thread out of its wait on the watcher, so a stop is not delayed by it.
+    private var intakeInterrupter: WatchInterrupter?
     private var wakeups = 0
     private var startedAt = Date()
 
@@ -102,7 +104,9 @@ public final class Daemon: Service, @unchecked Sendable {
         let first = !stopping
         stopping = true
         lock.broadcast()
+        let interrupter = intakeInterrupter
         lock.unlock()
+        interrupter?.interrupt()
         if first {
             logger.notice("stopping: no new jobs; running jobs stop at the next segment and are queued again")
             notifier.stopping()
@@ -154,6 +158,11 @@ public final class Daemon: Service, @unchecked Sendable {
                 do {
                     try FileManager.default.createDirectory(atPath: layout.input, withIntermediateDirectories: true)
                     watcher = try FolderWatcher(path: layout.input, settle: .milliseconds(Int(currentSettings().settleSeconds * 1000)))
+                    lock.lock()
+                    intakeInterrupter = watcher!.interrupter
+                    let stopNow = stopping
+                    lock.unlock()
+                    if stopNow { break }
                     scan(intake)
                 } catch {
                     logger.error("cannot watch \(layout.input): \(error); retrying in 5 s")
@@ -218,6 +227,8 @@ public final class Daemon: Service, @unchecked Sendable {
         var status = current.isEmpty ? "idle" : "separating " + current.joined(separator: ", ")
         status += ", \(counts[.queued] ?? 0) queued, \(counts[.done] ?? 0) done, \(counts[.failed] ?? 0) failed"
         if let problem = models.currentProblem { status = "waiting for the model: " + problem }
+        // Jobs queued by another process (`demucsctl retry`) send no event: look for them here.
+        if (counts[.queued] ?? 0) > 0 { wake() }
         _ = try? store.touchHeartbeat(status: status)
         _ = try? store.setDaemonProblem(models.currentProblem)
         notifier.status(status)
