@@ -45,12 +45,12 @@ import Testing
 
     @Test func downloadsABagFollowingRedirectsAndRecordsHashes() async throws {
         let yaml = try Fixtures.data("bag2.yaml")
-        let first = try Fixtures.data("b2a0f5c1.safetensors")
+        let first = try Fixtures.data("7e1a4c02.safetensors")
         let second = try Fixtures.data("b2a1d7e8.safetensors")
         var routes = Self.routes(repo: "Demucs-bag2", files: ["b2a1d7e8.safetensors": second])
         // The hub answers with redirects to a CDN: here one absolute and one relative.
         routes[Self.path(repo: "Demucs-bag2", "bag2.yaml")] = .redirect("{base}/cdn/bag2.yaml")
-        routes[Self.path(repo: "Demucs-bag2", "b2a0f5c1.safetensors")] = .redirect("/cdn/first")
+        routes[Self.path(repo: "Demucs-bag2", "7e1a4c02.safetensors")] = .redirect("/cdn/first")
         routes["/cdn/bag2.yaml"] = .file(yaml)
         routes["/cdn/first"] = .file(first)
         let server = try TestHTTPServer(routes: routes)
@@ -62,7 +62,7 @@ import Testing
 
         let installed = try await downloader.ensure(name: "bag2", progress: { log.record($0) })
 
-        let files = ["bag2.yaml", "b2a0f5c1.safetensors", "b2a1d7e8.safetensors"]
+        let files = ["bag2.yaml", "7e1a4c02.safetensors", "b2a1d7e8.safetensors"]
         #expect(installed == InstalledModel(name: "bag2", folder: folder.path, files: files, downloaded: files))
         let sizes = [yaml, first, second]
         for (file, data) in zip(files, sizes) {
@@ -169,22 +169,22 @@ import Testing
 
     @Test func missingWeightsListOnlyWhatIsMissingAndResume() async throws {
         let yaml = try Fixtures.data("bag2.yaml")
-        let first = try Fixtures.data("b2a0f5c1.safetensors")
+        let first = try Fixtures.data("7e1a4c02.safetensors")
         let second = try Fixtures.data("b2a1d7e8.safetensors")
         let folder = try TemporaryFolder()
         defer { folder.remove() }
         do {
-            let server = try TestHTTPServer(routes: Self.routes(repo: "Demucs-bag2", files: ["bag2.yaml": yaml, "b2a0f5c1.safetensors": first]))
+            let server = try TestHTTPServer(routes: Self.routes(repo: "Demucs-bag2", files: ["bag2.yaml": yaml, "7e1a4c02.safetensors": first]))
             defer { server.stop() }
             let base = server.baseURL.absoluteString
             let error = await Self.storeError { _ = try await Self.downloader(folder, server.baseURL).ensure(name: "bag2") }
             #expect(error?.kind == .notInstalled)
             #expect(error?.message == "model bag2 is not installed and could not be downloaded (HTTP 404 (not found) for \(base)/adefossez/Demucs-bag2/resolve/main/b2a1d7e8.safetensors). Put b2a1d7e8.safetensors from \(base)/adefossez/Demucs-bag2 into \(folder.path), or pass --repo DIR.")
-            #expect(folder.contents().filter { !$0.hasPrefix(".") } == ["b2a0f5c1.safetensors", "bag2.sha256", "bag2.yaml"])
+            #expect(folder.contents().filter { !$0.hasPrefix(".") } == ["7e1a4c02.safetensors", "bag2.sha256", "bag2.yaml"])
             #expect(Self.partFiles(folder).isEmpty)
         }
         // Once the file is available, only it is fetched; what was fetched before is kept.
-        let server = try TestHTTPServer(routes: Self.routes(repo: "Demucs-bag2", files: ["bag2.yaml": yaml, "b2a0f5c1.safetensors": first, "b2a1d7e8.safetensors": second]))
+        let server = try TestHTTPServer(routes: Self.routes(repo: "Demucs-bag2", files: ["bag2.yaml": yaml, "7e1a4c02.safetensors": first, "b2a1d7e8.safetensors": second]))
         defer { server.stop() }
         let installed = try await Self.downloader(folder, server.baseURL).ensure(name: "bag2")
         #expect(installed.downloaded == ["b2a1d7e8.safetensors"])
