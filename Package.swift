@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // Thin C shims: module maps over system libraries, nothing else.
@@ -34,6 +35,10 @@ let package = Package(
         .target(
             name: "ModelStore",
             dependencies: ["DemucsEngine", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "CheckpointImport",
+            dependencies: ["DemucsEngine", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
         .target(name: "JobStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Watcher"),
@@ -55,7 +60,7 @@ let package = Package(
         .target(
             name: "DemucsCLI",
             dependencies: [
-                "DemucsEngine", "AudioIO", "ModelStore", "JobStore",
+                "DemucsEngine", "AudioIO", "ModelStore", "JobStore", "CheckpointImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -65,6 +70,7 @@ let package = Package(
         .testTarget(name: "AudioIOTests", dependencies: ["AudioIO"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "DemucsEngine"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
+        .testTarget(name: "CheckpointImportTests", dependencies: ["CheckpointImport", "DemucsEngine"]),
         .testTarget(name: "WatcherTests", dependencies: ["Watcher"]),
         .testTarget(
             name: "DemucsDaemonTests",

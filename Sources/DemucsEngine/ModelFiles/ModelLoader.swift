@@ -17,15 +17,21 @@ public enum ModelLoader {
         }
         var kwargs = try ModelArguments(json: file.metadata["kwargs"] ?? "{}", source: path)
         let weights = try Weights(file: file)
+        return try build(klass: klass, kwargs: &kwargs, weights: weights, path: path)
+    }
+
+    /// Builds the model of class `klass` (demucs's dotted class name) from its constructor
+    /// arguments and weights. Each model family adds its case here.
+    static func build(klass: String, kwargs: inout ModelArguments, weights: Weights, path: String) throws -> any SeparationModel {
+        let model: any SeparationModel
         switch klass {
         case "demucs.htdemucs.HTDemucs":
-            let config = try HTDemucsConfig(&kwargs)
-            let model = try HTDemucs(config: config, weights: weights)
-            try checkAllUsed(weights, path: path)
-            return model
+            model = try HTDemucs(config: HTDemucsConfig(&kwargs), weights: weights)
         default:
             throw EngineError(.unsupportedModel, "model file \(path): model class \(klass) is not supported by this engine (supported: demucs.htdemucs.HTDemucs)")
         }
+        try checkAllUsed(weights, path: path)
+        return model
     }
 
     /// A checkpoint with tensors the architecture does not use was made for another architecture.
