@@ -12,7 +12,7 @@ public struct DemucsCtl: ParsableCommand {
             could not be loaded; 64 bad usage.
             """,
         version: DemucsdVersion.string,
-        subcommands: [Separate.self, Status.self, Jobs.self, Retry.self, Cancel.self, Models.self]
+        subcommands: [Separate.self, Status.self, Jobs.self, Retry.self, Cancel.self, Models.self, Bench.self]
     )
 
     public init() {}

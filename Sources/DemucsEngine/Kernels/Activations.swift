@@ -4,8 +4,10 @@ import Foundation
 enum Activations {
     /// GELU with the exact erf form (PyTorch's default, `approximate='none'`).
     static func gelu(_ x: inout Tensor) {
-        x.data.withUnsafeMutableBufferPointer { p in
-            VectorMath.map(p.baseAddress!, p.count) { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752440)) }
+        Profile.measure(.activation) {
+            x.data.withUnsafeMutableBufferPointer { p in
+                VectorMath.map(p.baseAddress!, p.count) { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752440)) }
+            }
         }
     }
 
@@ -18,25 +20,27 @@ enum Activations {
     /// Gated linear unit over the channel axis of a `[batch, 2C, plane]` tensor:
     /// the first half times the sigmoid of the second half, giving `[batch, C, plane]`.
     static func glu(_ x: Tensor, batch: Int) -> Tensor {
-        let channels2 = x.shape[1]
-        let half = channels2 / 2
-        let plane = x.count / (batch * channels2)
-        var shape = x.shape
-        shape[1] = half
-        var out = Tensor(zeros: shape)
-        x.data.withUnsafeBufferPointer { xs in
-            out.data.withUnsafeMutableBufferPointer { os in
-                for b in 0..<batch {
-                    let src = xs.baseAddress! + b * channels2 * plane
-                    let dst = os.baseAddress! + b * half * plane
-                    let gate = src + half * plane
-                    let n = half * plane
-                    dst.update(from: gate, count: n)
-                    VectorMath.map(dst, n) { g in 1 / (1 + VectorMath.exp(-g)) }
-                    for i in 0..<n { dst[i] *= src[i] }
+        Profile.measure(.activation) {
+            let channels2 = x.shape[1]
+            let half = channels2 / 2
+            let plane = x.count / (batch * channels2)
+            var shape = x.shape
+            shape[1] = half
+            var out = Tensor(zeros: shape)
+            x.data.withUnsafeBufferPointer { xs in
+                out.data.withUnsafeMutableBufferPointer { os in
+                    for b in 0..<batch {
+                        let src = xs.baseAddress! + b * channels2 * plane
+                        let dst = os.baseAddress! + b * half * plane
+                        let gate = src + half * plane
+                        let n = half * plane
+                        dst.update(from: gate, count: n)
+                        VectorMath.map(dst, n) { g in 1 / (1 + VectorMath.exp(-g)) }
+                        for i in 0..<n { dst[i] *= src[i] }
+                    }
                 }
             }
+            return out
         }
-        return out
     }
 }

@@ -4,54 +4,58 @@ import Foundation
 enum Attention {
     /// `x · Wᵀ + b` for `x: [n, in]`, `weight: [out, in]` (PyTorch's `nn.Linear` layout).
     static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-        let outDim = weight.shape[0], inDim = weight.shape[1]
-        let n = x.count / inDim
-        var y = Tensor(zeros: [n, outDim])
-        x.data.withUnsafeBufferPointer { xs in
-            weight.data.withUnsafeBufferPointer { ws in
-                y.data.withUnsafeMutableBufferPointer { ys in
-                    if let bias {
-                        for r in 0..<n { for c in 0..<outDim { ys[r * outDim + c] = bias.data[c] } }
+        Profile.measure(.linear) {
+            let outDim = weight.shape[0], inDim = weight.shape[1]
+            let n = x.count / inDim
+            var y = Tensor(zeros: [n, outDim])
+            x.data.withUnsafeBufferPointer { xs in
+                weight.data.withUnsafeBufferPointer { ws in
+                    y.data.withUnsafeMutableBufferPointer { ys in
+                        if let bias {
+                            for r in 0..<n { for c in 0..<outDim { ys[r * outDim + c] = bias.data[c] } }
+                        }
+                        GEMM.multiply(transB: true, m: n, n: outDim, k: inDim, a: xs.baseAddress!,
+                                      b: ws.baseAddress!, beta: bias == nil ? 0 : 1, c: ys.baseAddress!)
                     }
-                    GEMM.multiply(transB: true, m: n, n: outDim, k: inDim, a: xs.baseAddress!,
-                                  b: ws.baseAddress!, beta: bias == nil ? 0 : 1, c: ys.baseAddress!)
                 }
             }
+            return y
         }
-        return y
     }
 
     /// Scaled dot-product attention per head: `softmax(q kᵀ / √d) v`, for `q: [nq, dim]`,
     /// `k, v: [nk, dim]` with `heads` heads of `dim / heads` columns each.
     /// The score matrix is built for one head at a time.
     static func multiHead(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> Tensor {
-        let dim = q.shape[1]
-        let nq = q.shape[0], nk = k.shape[0]
-        let d = dim / heads
-        let scale = 1 / Float(d).squareRoot()
-        var out = Tensor(zeros: [nq, dim])
-        var scores = [Float](repeating: 0, count: nq * nk)
-        q.data.withUnsafeBufferPointer { qs in
-            k.data.withUnsafeBufferPointer { ks in
-                v.data.withUnsafeBufferPointer { vs in
-                    out.data.withUnsafeMutableBufferPointer { os in
-                        scores.withUnsafeMutableBufferPointer { ss in
-                            for h in 0..<heads {
-                                GEMM.multiply(transB: true, m: nq, n: nk, k: d, alpha: scale,
-                                              a: qs.baseAddress! + h * d, lda: dim,
-                                              b: ks.baseAddress! + h * d, ldb: dim,
-                                              c: ss.baseAddress!)
-                                softmaxRows(ss.baseAddress!, rows: nq, cols: nk)
-                                GEMM.multiply(m: nq, n: d, k: nk,
-                                              a: ss.baseAddress!, b: vs.baseAddress! + h * d, ldb: dim,
-                                              c: os.baseAddress! + h * d, ldc: dim)
+        Profile.measure(.attention) {
+            let dim = q.shape[1]
+            let nq = q.shape[0], nk = k.shape[0]
+            let d = dim / heads
+            let scale = 1 / Float(d).squareRoot()
+            var out = Tensor(zeros: [nq, dim])
+            var scores = [Float](repeating: 0, count: nq * nk)
+            q.data.withUnsafeBufferPointer { qs in
+                k.data.withUnsafeBufferPointer { ks in
+                    v.data.withUnsafeBufferPointer { vs in
+                        out.data.withUnsafeMutableBufferPointer { os in
+                            scores.withUnsafeMutableBufferPointer { ss in
+                                for h in 0..<heads {
+                                    GEMM.multiply(transB: true, m: nq, n: nk, k: d, alpha: scale,
+                                                  a: qs.baseAddress! + h * d, lda: dim,
+                                                  b: ks.baseAddress! + h * d, ldb: dim,
+                                                  c: ss.baseAddress!)
+                                    softmaxRows(ss.baseAddress!, rows: nq, cols: nk)
+                                    GEMM.multiply(m: nq, n: d, k: nk,
+                                                  a: ss.baseAddress!, b: vs.baseAddress! + h * d, ldb: dim,
+                                                  c: os.baseAddress! + h * d, ldc: dim)
+                                }
                             }
                         }
                     }
                 }
             }
+            return out
         }
-        return out
     }
 
     /// Softmax of each row, in place, with the row maximum subtracted first.

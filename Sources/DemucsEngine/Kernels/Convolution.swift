@@ -24,61 +24,63 @@ enum Convolution {
         _ x: Tensor, batch: Int, inner: Int,
         weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, dilation: Int = 1
     ) -> Tensor {
-        let cout = weight.shape[0], cin = weight.shape[1], kernel = weight.shape[2]
-        let length = x.count / (batch * cin * inner)
-        precondition(length * batch * cin * inner == x.count, "conv input \(x.shape) does not fit cin \(cin)")
-        let lout = outputLength(length, kernel: kernel, stride: stride, padding: padding, dilation: dilation)
-        var out = Tensor(zeros: [batch, cout, lout, inner])
-        let rows = cin * kernel
-        let outPlane = lout * inner
-        let pointwise = kernel == 1 && stride == 1 && padding == 0
-        // Output positions per block, so that the unfolded block stays under the limit.
-        let block = max(1, min(lout, maxColumnFloats / max(rows * inner, 1)))
-        var col = pointwise ? [] : [Float](repeating: 0, count: rows * block * inner)
-        x.data.withUnsafeBufferPointer { xs in
-            weight.data.withUnsafeBufferPointer { ws in
-                out.data.withUnsafeMutableBufferPointer { os in
-                    col.withUnsafeMutableBufferPointer { cs in
-                        for b in 0..<batch {
-                            let xb = xs.baseAddress! + b * cin * length * inner
-                            let ob = os.baseAddress! + b * cout * outPlane
-                            if pointwise {
-                                GEMM.multiply(m: cout, n: outPlane, k: cin, a: ws.baseAddress!, b: xb, c: ob)
-                                continue
-                            }
-                            var start = 0
-                            while start < lout {
-                                let n = min(block, lout - start)
-                                let cols = n * inner
-                                // Unfold: row (ci, k) holds x[ci, lo*stride + k*dilation - padding, :].
-                                for ci in 0..<cin {
-                                    for k in 0..<kernel {
-                                        let row = cs.baseAddress! + (ci * kernel + k) * cols
-                                        let src = xb + ci * length * inner
-                                        for j in 0..<n {
-                                            let pos = (start + j) * stride + k * dilation - padding
-                                            let dst = row + j * inner
-                                            if pos < 0 || pos >= length {
-                                                dst.update(repeating: 0, count: inner)
-                                            } else {
-                                                dst.update(from: src + pos * inner, count: inner)
+        Profile.measure(.convolution) {
+            let cout = weight.shape[0], cin = weight.shape[1], kernel = weight.shape[2]
+            let length = x.count / (batch * cin * inner)
+            precondition(length * batch * cin * inner == x.count, "conv input \(x.shape) does not fit cin \(cin)")
+            let lout = outputLength(length, kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+            var out = Tensor(zeros: [batch, cout, lout, inner])
+            let rows = cin * kernel
+            let outPlane = lout * inner
+            let pointwise = kernel == 1 && stride == 1 && padding == 0
+            // Output positions per block, so that the unfolded block stays under the limit.
+            let block = max(1, min(lout, maxColumnFloats / max(rows * inner, 1)))
+            var col = pointwise ? [] : [Float](repeating: 0, count: rows * block * inner)
+            x.data.withUnsafeBufferPointer { xs in
+                weight.data.withUnsafeBufferPointer { ws in
+                    out.data.withUnsafeMutableBufferPointer { os in
+                        col.withUnsafeMutableBufferPointer { cs in
+                            for b in 0..<batch {
+                                let xb = xs.baseAddress! + b * cin * length * inner
+                                let ob = os.baseAddress! + b * cout * outPlane
+                                if pointwise {
+                                    GEMM.multiply(m: cout, n: outPlane, k: cin, a: ws.baseAddress!, b: xb, c: ob)
+                                    continue
+                                }
+                                var start = 0
+                                while start < lout {
+                                    let n = min(block, lout - start)
+                                    let cols = n * inner
+                                    // Unfold: row (ci, k) holds x[ci, lo*stride + k*dilation - padding, :].
+                                    for ci in 0..<cin {
+                                        for k in 0..<kernel {
+                                            let row = cs.baseAddress! + (ci * kernel + k) * cols
+                                            let src = xb + ci * length * inner
+                                            for j in 0..<n {
+                                                let pos = (start + j) * stride + k * dilation - padding
+                                                let dst = row + j * inner
+                                                if pos < 0 || pos >= length {
+                                                    dst.update(repeating: 0, count: inner)
+                                                } else {
+                                                    dst.update(from: src + pos * inner, count: inner)
+                                                }
                                             }
                                         }
                                     }
+                                    GEMM.multiply(
+                                        m: cout, n: cols, k: rows,
+                                        a: ws.baseAddress!, b: cs.baseAddress!,
+                                        c: ob + start * inner, ldc: outPlane)
+                                    start += n
                                 }
-                                GEMM.multiply(
-                                    m: cout, n: cols, k: rows,
-                                    a: ws.baseAddress!, b: cs.baseAddress!,
-                                    c: ob + start * inner, ldc: outPlane)
-                                start += n
                             }
                         }
                     }
                 }
             }
+            if let bias { addChannelBias(&out, bias: bias, batch: batch, plane: outPlane) }
+            return out
         }
-        if let bias { addChannelBias(&out, bias: bias, batch: batch, plane: outPlane) }
-        return out
     }
 
     /// Convolution along the last axis of `[cin, batch, length]`, giving `[cout, batch, lout]`:
@@ -88,59 +90,61 @@ enum Convolution {
     static func convRows(
         _ x: Tensor, batch: Int, weight: Tensor, bias: Tensor?, padding: Int = 0, dilation: Int = 1
     ) -> Tensor {
-        let cout = weight.shape[0], cin = weight.shape[1], kernel = weight.shape[2]
-        let length = x.count / (cin * batch)
-        precondition(length * cin * batch == x.count)
-        let lout = outputLength(length, kernel: kernel, stride: 1, padding: padding, dilation: dilation)
-        var out = Tensor(zeros: [cout, batch, lout])
-        let rows = cin * kernel
-        let plane = batch * lout
-        if kernel == 1 && padding == 0 {
-            x.data.withUnsafeBufferPointer { xs in
-                weight.data.withUnsafeBufferPointer { ws in
-                    out.data.withUnsafeMutableBufferPointer { os in
-                        GEMM.multiply(m: cout, n: plane, k: cin, a: ws.baseAddress!, b: xs.baseAddress!, c: os.baseAddress!)
+        Profile.measure(.convolution) {
+            let cout = weight.shape[0], cin = weight.shape[1], kernel = weight.shape[2]
+            let length = x.count / (cin * batch)
+            precondition(length * cin * batch == x.count)
+            let lout = outputLength(length, kernel: kernel, stride: 1, padding: padding, dilation: dilation)
+            var out = Tensor(zeros: [cout, batch, lout])
+            let rows = cin * kernel
+            let plane = batch * lout
+            if kernel == 1 && padding == 0 {
+                x.data.withUnsafeBufferPointer { xs in
+                    weight.data.withUnsafeBufferPointer { ws in
+                        out.data.withUnsafeMutableBufferPointer { os in
+                            GEMM.multiply(m: cout, n: plane, k: cin, a: ws.baseAddress!, b: xs.baseAddress!, c: os.baseAddress!)
+                        }
                     }
                 }
-            }
-        } else {
-            let block = max(1, min(batch, maxColumnFloats / max(rows * lout, 1)))
-            var col = [Float](repeating: 0, count: rows * block * lout)
-            x.data.withUnsafeBufferPointer { xs in
-                weight.data.withUnsafeBufferPointer { ws in
-                    out.data.withUnsafeMutableBufferPointer { os in
-                        col.withUnsafeMutableBufferPointer { cs in
-                            var start = 0
-                            while start < batch {
-                                let n = min(block, batch - start)
-                                let cols = n * lout
-                                for ci in 0..<cin {
-                                    for k in 0..<kernel {
-                                        let row = cs.baseAddress! + (ci * kernel + k) * cols
-                                        let shift = k * dilation - padding
-                                        // Valid output range where the input index is in bounds.
-                                        let lo0 = max(0, -shift), lo1 = min(lout, length - shift)
-                                        for b in 0..<n {
-                                            let src = xs.baseAddress! + (ci * batch + start + b) * length
-                                            let dst = row + b * lout
-                                            if lo1 <= lo0 { dst.update(repeating: 0, count: lout); continue }
-                                            if lo0 > 0 { dst.update(repeating: 0, count: lo0) }
-                                            (dst + lo0).update(from: src + lo0 + shift, count: lo1 - lo0)
-                                            if lo1 < lout { (dst + lo1).update(repeating: 0, count: lout - lo1) }
+            } else {
+                let block = max(1, min(batch, maxColumnFloats / max(rows * lout, 1)))
+                var col = [Float](repeating: 0, count: rows * block * lout)
+                x.data.withUnsafeBufferPointer { xs in
+                    weight.data.withUnsafeBufferPointer { ws in
+                        out.data.withUnsafeMutableBufferPointer { os in
+                            col.withUnsafeMutableBufferPointer { cs in
+                                var start = 0
+                                while start < batch {
+                                    let n = min(block, batch - start)
+                                    let cols = n * lout
+                                    for ci in 0..<cin {
+                                        for k in 0..<kernel {
+                                            let row = cs.baseAddress! + (ci * kernel + k) * cols
+                                            let shift = k * dilation - padding
+                                            // Valid output range where the input index is in bounds.
+                                            let lo0 = max(0, -shift), lo1 = min(lout, length - shift)
+                                            for b in 0..<n {
+                                                let src = xs.baseAddress! + (ci * batch + start + b) * length
+                                                let dst = row + b * lout
+                                                if lo1 <= lo0 { dst.update(repeating: 0, count: lout); continue }
+                                                if lo0 > 0 { dst.update(repeating: 0, count: lo0) }
+                                                (dst + lo0).update(from: src + lo0 + shift, count: lo1 - lo0)
+                                                if lo1 < lout { (dst + lo1).update(repeating: 0, count: lout - lo1) }
+                                            }
                                         }
                                     }
+                                    GEMM.multiply(m: cout, n: cols, k: rows, a: ws.baseAddress!, b: cs.baseAddress!,
+                                                  c: os.baseAddress! + start * lout, ldc: plane)
+                                    start += n
                                 }
-                                GEMM.multiply(m: cout, n: cols, k: rows, a: ws.baseAddress!, b: cs.baseAddress!,
-                                              c: os.baseAddress! + start * lout, ldc: plane)
-                                start += n
                             }
                         }
                     }
                 }
             }
+            if let bias { addChannelBias(&out, bias: bias, batch: 1, plane: plane) }
+            return out
         }
-        if let bias { addChannelBias(&out, bias: bias, batch: 1, plane: plane) }
-        return out
     }
 
     /// Transposed convolution along the `length` axis of a `[batch, cin, length, inner]` tensor,
@@ -151,33 +155,35 @@ enum Convolution {
     static func convTranspose(
         _ x: Tensor, batch: Int, inner: Int, weight: Tensor, bias: Tensor?, stride: Int
     ) -> Tensor {
-        let cin = weight.shape[0], cout = weight.shape[1], kernel = weight.shape[2]
-        let length = x.count / (batch * cin * inner)
-        precondition(length * batch * cin * inner == x.count, "convTranspose input \(x.shape) does not fit cin \(cin)")
-        let lout = (length - 1) * stride + kernel
-        var out = Tensor(zeros: [batch, cout, lout, inner])
-        let rows = cout * kernel
-        let cols = length * inner
-        var col = [Float](repeating: 0, count: rows * cols)
-        x.data.withUnsafeBufferPointer { xs in
-            weight.data.withUnsafeBufferPointer { ws in
-                out.data.withUnsafeMutableBufferPointer { os in
-                    col.withUnsafeMutableBufferPointer { cs in
-                        for b in 0..<batch {
-                            let xb = xs.baseAddress! + b * cin * cols
-                            let ob = os.baseAddress! + b * cout * lout * inner
-                            // col[(co, k), (li, i)] = sum_ci W[ci, co, k] * x[ci, li, i]
-                            GEMM.multiply(transA: true, m: rows, n: cols, k: cin,
-                                          a: ws.baseAddress!, b: xb, c: cs.baseAddress!)
-                            // Fold: out[co, li*stride + k, i] += col[(co, k), (li, i)].
-                            for co in 0..<cout {
-                                let oc = ob + co * lout * inner
-                                for k in 0..<kernel {
-                                    let row = cs.baseAddress! + (co * kernel + k) * cols
-                                    for li in 0..<length {
-                                        let dst = oc + (li * stride + k) * inner
-                                        let src = row + li * inner
-                                        for i in 0..<inner { dst[i] += src[i] }
+        Profile.measure(.transposedConvolution) {
+            let cin = weight.shape[0], cout = weight.shape[1], kernel = weight.shape[2]
+            let length = x.count / (batch * cin * inner)
+            precondition(length * batch * cin * inner == x.count, "convTranspose input \(x.shape) does not fit cin \(cin)")
+            let lout = (length - 1) * stride + kernel
+            var out = Tensor(zeros: [batch, cout, lout, inner])
+            let rows = cout * kernel
+            let cols = length * inner
+            var col = [Float](repeating: 0, count: rows * cols)
+            x.data.withUnsafeBufferPointer { xs in
+                weight.data.withUnsafeBufferPointer { ws in
+                    out.data.withUnsafeMutableBufferPointer { os in
+                        col.withUnsafeMutableBufferPointer { cs in
+                            for b in 0..<batch {
+                                let xb = xs.baseAddress! + b * cin * cols
+                                let ob = os.baseAddress! + b * cout * lout * inner
+                                // col[(co, k), (li, i)] = sum_ci W[ci, co, k] * x[ci, li, i]
+                                GEMM.multiply(transA: true, m: rows, n: cols, k: cin,
+                                              a: ws.baseAddress!, b: xb, c: cs.baseAddress!)
+                                // Fold: out[co, li*stride + k, i] += col[(co, k), (li, i)].
+                                for co in 0..<cout {
+                                    let oc = ob + co * lout * inner
+                                    for k in 0..<kernel {
+                                        let row = cs.baseAddress! + (co * kernel + k) * cols
+                                        for li in 0..<length {
+                                            let dst = oc + (li * stride + k) * inner
+                                            let src = row + li * inner
+                                            for i in 0..<inner { dst[i] += src[i] }
+                                        }
                                     }
                                 }
                             }
@@ -185,9 +191,9 @@ enum Convolution {
                     }
                 }
             }
+            if let bias { addChannelBias(&out, bias: bias, batch: batch, plane: lout * inner) }
+            return out
         }
-        if let bias { addChannelBias(&out, bias: bias, batch: batch, plane: lout * inner) }
-        return out
     }
 
     /// A 2-D convolution with stride 1 on a `[cin, height, width]` tensor (the decoder's
@@ -195,53 +201,55 @@ enum Convolution {
     /// - Parameters:
     ///   - weight: `[cout, cin, kh, kw]`.
     static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: (Int, Int)) -> Tensor {
-        let cout = weight.shape[0], cin = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
-        let height = x.shape[x.rank - 2], width = x.shape[x.rank - 1]
-        precondition(x.count == cin * height * width)
-        let hout = height + 2 * padding.0 - kh + 1
-        let wout = width + 2 * padding.1 - kw + 1
-        var out = Tensor(zeros: [cout, hout, wout])
-        let rows = cin * kh * kw
-        let block = max(1, min(hout, maxColumnFloats / max(rows * wout, 1)))
-        var col = [Float](repeating: 0, count: rows * block * wout)
-        x.data.withUnsafeBufferPointer { xs in
-            weight.data.withUnsafeBufferPointer { ws in
-                out.data.withUnsafeMutableBufferPointer { os in
-                    col.withUnsafeMutableBufferPointer { cs in
-                        var start = 0
-                        while start < hout {
-                            let n = min(block, hout - start)
-                            let cols = n * wout
-                            for ci in 0..<cin {
-                                for a in 0..<kh {
-                                    for bq in 0..<kw {
-                                        let row = cs.baseAddress! + ((ci * kh + a) * kw + bq) * cols
-                                        for j in 0..<n {
-                                            let h = start + j + a - padding.0
-                                            let dst = row + j * wout
-                                            if h < 0 || h >= height {
-                                                dst.update(repeating: 0, count: wout)
-                                                continue
-                                            }
-                                            let src = xs.baseAddress! + (ci * height + h) * width
-                                            for w in 0..<wout {
-                                                let ww = w + bq - padding.1
-                                                dst[w] = (ww < 0 || ww >= width) ? 0 : src[ww]
+        Profile.measure(.convolution) {
+            let cout = weight.shape[0], cin = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
+            let height = x.shape[x.rank - 2], width = x.shape[x.rank - 1]
+            precondition(x.count == cin * height * width)
+            let hout = height + 2 * padding.0 - kh + 1
+            let wout = width + 2 * padding.1 - kw + 1
+            var out = Tensor(zeros: [cout, hout, wout])
+            let rows = cin * kh * kw
+            let block = max(1, min(hout, maxColumnFloats / max(rows * wout, 1)))
+            var col = [Float](repeating: 0, count: rows * block * wout)
+            x.data.withUnsafeBufferPointer { xs in
+                weight.data.withUnsafeBufferPointer { ws in
+                    out.data.withUnsafeMutableBufferPointer { os in
+                        col.withUnsafeMutableBufferPointer { cs in
+                            var start = 0
+                            while start < hout {
+                                let n = min(block, hout - start)
+                                let cols = n * wout
+                                for ci in 0..<cin {
+                                    for a in 0..<kh {
+                                        for bq in 0..<kw {
+                                            let row = cs.baseAddress! + ((ci * kh + a) * kw + bq) * cols
+                                            for j in 0..<n {
+                                                let h = start + j + a - padding.0
+                                                let dst = row + j * wout
+                                                if h < 0 || h >= height {
+                                                    dst.update(repeating: 0, count: wout)
+                                                    continue
+                                                }
+                                                let src = xs.baseAddress! + (ci * height + h) * width
+                                                for w in 0..<wout {
+                                                    let ww = w + bq - padding.1
+                                                    dst[w] = (ww < 0 || ww >= width) ? 0 : src[ww]
+                                                }
                                             }
                                         }
                                     }
                                 }
+                                GEMM.multiply(m: cout, n: cols, k: rows, a: ws.baseAddress!, b: cs.baseAddress!,
+                                              c: os.baseAddress! + start * wout, ldc: hout * wout)
+                                start += n
                             }
-                            GEMM.multiply(m: cout, n: cols, k: rows, a: ws.baseAddress!, b: cs.baseAddress!,
-                                          c: os.baseAddress! + start * wout, ldc: hout * wout)
-                            start += n
                         }
                     }
                 }
             }
+            if let bias { addChannelBias(&out, bias: bias, batch: 1, plane: hout * wout) }
+            return out
         }
-        if let bias { addChannelBias(&out, bias: bias, batch: 1, plane: hout * wout) }
-        return out
     }
 
     /// Adds `bias[c]` to every element of channel `c` of a `[batch, channels, plane]` tensor.

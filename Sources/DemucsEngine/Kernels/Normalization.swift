@@ -6,27 +6,29 @@ enum Normalization {
     static func groupNorm(
         _ x: inout Tensor, batch: Int, channels: Int, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5
     ) {
-        let plane = x.count / (batch * channels)
-        let perGroup = channels / groups
-        let n = perGroup * plane
-        x.data.withUnsafeMutableBufferPointer { xs in
-            for b in 0..<batch {
-                for g in 0..<groups {
-                    let p = xs.baseAddress! + (b * channels + g * perGroup) * plane
-                    var sum = 0.0
-                    for i in 0..<n { sum += Double(p[i]) }
-                    let mean = sum / Double(n)
-                    var sq = 0.0
-                    for i in 0..<n { let d = Double(p[i]) - mean; sq += d * d }
-                    let inv = 1 / (sq / Double(n) + Double(eps)).squareRoot()
-                    for c in 0..<perGroup {
-                        let channel = g * perGroup + c
-                        let w = Double(weight?.data[channel] ?? 1)
-                        let bb = Double(bias?.data[channel] ?? 0)
-                        let scale = Float(w * inv)
-                        let shift = Float(bb - mean * w * inv)
-                        let q = p + c * plane
-                        for i in 0..<plane { q[i] = q[i] * scale + shift }
+        Profile.measure(.normalization) {
+            let plane = x.count / (batch * channels)
+            let perGroup = channels / groups
+            let n = perGroup * plane
+            x.data.withUnsafeMutableBufferPointer { xs in
+                for b in 0..<batch {
+                    for g in 0..<groups {
+                        let p = xs.baseAddress! + (b * channels + g * perGroup) * plane
+                        var sum = 0.0
+                        for i in 0..<n { sum += Double(p[i]) }
+                        let mean = sum / Double(n)
+                        var sq = 0.0
+                        for i in 0..<n { let d = Double(p[i]) - mean; sq += d * d }
+                        let inv = 1 / (sq / Double(n) + Double(eps)).squareRoot()
+                        for c in 0..<perGroup {
+                            let channel = g * perGroup + c
+                            let w = Double(weight?.data[channel] ?? 1)
+                            let bb = Double(bias?.data[channel] ?? 0)
+                            let scale = Float(w * inv)
+                            let shift = Float(bb - mean * w * inv)
+                            let q = p + c * plane
+                            for i in 0..<plane { q[i] = q[i] * scale + shift }
+                        }
                     }
                 }
             }
@@ -36,29 +38,31 @@ enum Normalization {
     /// GroupNorm(1, channels) applied to each batch item of a `[channels, batch, length]` tensor:
     /// item `b`'s statistics run over all its channels and samples.
     static func groupNormRows(_ x: inout Tensor, batch: Int, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
-        let channels = weight.count
-        let length = x.count / (channels * batch)
-        let n = Double(channels * length)
-        x.data.withUnsafeMutableBufferPointer { xs in
-            for b in 0..<batch {
-                var sum = 0.0
-                for c in 0..<channels {
-                    let p = xs.baseAddress! + (c * batch + b) * length
-                    for i in 0..<length { sum += Double(p[i]) }
-                }
-                let mean = sum / n
-                var sq = 0.0
-                for c in 0..<channels {
-                    let p = xs.baseAddress! + (c * batch + b) * length
-                    for i in 0..<length { let d = Double(p[i]) - mean; sq += d * d }
-                }
-                let inv = 1 / (sq / n + Double(eps)).squareRoot()
-                for c in 0..<channels {
-                    let w = Double(weight.data[c])
-                    let scale = Float(w * inv)
-                    let shift = Float(Double(bias.data[c]) - mean * w * inv)
-                    let p = xs.baseAddress! + (c * batch + b) * length
-                    for i in 0..<length { p[i] = p[i] * scale + shift }
+        Profile.measure(.normalization) {
+            let channels = weight.count
+            let length = x.count / (channels * batch)
+            let n = Double(channels * length)
+            x.data.withUnsafeMutableBufferPointer { xs in
+                for b in 0..<batch {
+                    var sum = 0.0
+                    for c in 0..<channels {
+                        let p = xs.baseAddress! + (c * batch + b) * length
+                        for i in 0..<length { sum += Double(p[i]) }
+                    }
+                    let mean = sum / n
+                    var sq = 0.0
+                    for c in 0..<channels {
+                        let p = xs.baseAddress! + (c * batch + b) * length
+                        for i in 0..<length { let d = Double(p[i]) - mean; sq += d * d }
+                    }
+                    let inv = 1 / (sq / n + Double(eps)).squareRoot()
+                    for c in 0..<channels {
+                        let w = Double(weight.data[c])
+                        let scale = Float(w * inv)
+                        let shift = Float(Double(bias.data[c]) - mean * w * inv)
+                        let p = xs.baseAddress! + (c * batch + b) * length
+                        for i in 0..<length { p[i] = p[i] * scale + shift }
+                    }
                 }
             }
         }
@@ -66,21 +70,23 @@ enum Normalization {
 
     /// LayerNorm over the last dimension of a `[rows, dim]` tensor.
     static func layerNorm(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
-        let dim = x.shape[x.rank - 1]
-        let rows = x.count / dim
-        x.data.withUnsafeMutableBufferPointer { xs in
-            weight.data.withUnsafeBufferPointer { ws in
-                bias.data.withUnsafeBufferPointer { bs in
-                    for r in 0..<rows {
-                        let p = xs.baseAddress! + r * dim
-                        var sum = 0.0
-                        for i in 0..<dim { sum += Double(p[i]) }
-                        let mean = sum / Double(dim)
-                        var sq = 0.0
-                        for i in 0..<dim { let d = Double(p[i]) - mean; sq += d * d }
-                        let inv = Float(1 / (sq / Double(dim) + Double(eps)).squareRoot())
-                        let m = Float(mean)
-                        for i in 0..<dim { p[i] = (p[i] - m) * inv * ws[i] + bs[i] }
+        Profile.measure(.normalization) {
+            let dim = x.shape[x.rank - 1]
+            let rows = x.count / dim
+            x.data.withUnsafeMutableBufferPointer { xs in
+                weight.data.withUnsafeBufferPointer { ws in
+                    bias.data.withUnsafeBufferPointer { bs in
+                        for r in 0..<rows {
+                            let p = xs.baseAddress! + r * dim
+                            var sum = 0.0
+                            for i in 0..<dim { sum += Double(p[i]) }
+                            let mean = sum / Double(dim)
+                            var sq = 0.0
+                            for i in 0..<dim { let d = Double(p[i]) - mean; sq += d * d }
+                            let inv = Float(1 / (sq / Double(dim) + Double(eps)).squareRoot())
+                            let m = Float(mean)
+                            for i in 0..<dim { p[i] = (p[i] - m) * inv * ws[i] + bs[i] }
+                        }
                     }
                 }
             }

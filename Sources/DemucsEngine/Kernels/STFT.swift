@@ -56,81 +56,85 @@ struct STFT: Sendable {
 
     /// The spectrogram of each row of `[channels, length]`.
     func forward(_ x: [Float], channels: Int) -> Spectrogram {
-        let length = x.count / channels
-        let frames = length / hop + 1
-        let freqs = nfft / 2 + 1
-        var spec = Spectrogram(channels: channels, freqs: freqs, frames: frames)
-        let scale = 1 / Float(nfft).squareRoot()
-        var re = [Float](repeating: 0, count: nfft)
-        var im = [Float](repeating: 0, count: nfft)
-        x.withUnsafeBufferPointer { xs in
-            for c in 0..<channels {
-                let padded = STFT.reflectPad(
-                    UnsafeBufferPointer(rebasing: xs[(c * length)..<((c + 1) * length)]),
-                    left: nfft / 2, right: nfft / 2)
-                for t in 0..<frames {
-                    for n in 0..<nfft {
-                        re[n] = padded[t * hop + n] * window[n]
-                        im[n] = 0
-                    }
-                    re.withUnsafeMutableBufferPointer { r in
-                        im.withUnsafeMutableBufferPointer { i in
-                            fft.transform(re: r.baseAddress!, im: i.baseAddress!)
+        Profile.measure(.stft) {
+            let length = x.count / channels
+            let frames = length / hop + 1
+            let freqs = nfft / 2 + 1
+            var spec = Spectrogram(channels: channels, freqs: freqs, frames: frames)
+            let scale = 1 / Float(nfft).squareRoot()
+            var re = [Float](repeating: 0, count: nfft)
+            var im = [Float](repeating: 0, count: nfft)
+            x.withUnsafeBufferPointer { xs in
+                for c in 0..<channels {
+                    let padded = STFT.reflectPad(
+                        UnsafeBufferPointer(rebasing: xs[(c * length)..<((c + 1) * length)]),
+                        left: nfft / 2, right: nfft / 2)
+                    for t in 0..<frames {
+                        for n in 0..<nfft {
+                            re[n] = padded[t * hop + n] * window[n]
+                            im[n] = 0
                         }
-                    }
-                    for f in 0..<freqs {
-                        let o = (c * freqs + f) * frames + t
-                        spec.re[o] = re[f] * scale
-                        spec.im[o] = im[f] * scale
+                        re.withUnsafeMutableBufferPointer { r in
+                            im.withUnsafeMutableBufferPointer { i in
+                                fft.transform(re: r.baseAddress!, im: i.baseAddress!)
+                            }
+                        }
+                        for f in 0..<freqs {
+                            let o = (c * freqs + f) * frames + t
+                            spec.re[o] = re[f] * scale
+                            spec.im[o] = im[f] * scale
+                        }
                     }
                 }
             }
+            return spec
         }
-        return spec
     }
 
     /// The inverse of `forward`, trimmed or zero-extended to `length` samples per channel.
     func inverse(_ spec: Spectrogram, length: Int) -> [Float] {
-        let frames = spec.frames, freqs = spec.freqs
-        precondition(freqs == nfft / 2 + 1)
-        let total = nfft + hop * (frames - 1)
-        var out = [Float](repeating: 0, count: spec.channels * length)
-        var envelope = [Float](repeating: 0, count: total)
-        for t in 0..<frames {
-            for n in 0..<nfft { envelope[t * hop + n] += window[n] * window[n] }
-        }
-        // normalized=True undoes the forward 1/sqrt(nfft); the inverse FFT itself divides by nfft.
-        let scale = Float(nfft).squareRoot() / Float(nfft)
-        var re = [Float](repeating: 0, count: nfft)
-        var im = [Float](repeating: 0, count: nfft)
-        var signal = [Float](repeating: 0, count: total)
-        let start = nfft / 2
-        for c in 0..<spec.channels {
-            for i in 0..<total { signal[i] = 0 }
+        Profile.measure(.stft) {
+            let frames = spec.frames, freqs = spec.freqs
+            precondition(freqs == nfft / 2 + 1)
+            let total = nfft + hop * (frames - 1)
+            var out = [Float](repeating: 0, count: spec.channels * length)
+            var envelope = [Float](repeating: 0, count: total)
             for t in 0..<frames {
-                for f in 0..<freqs {
-                    let o = (c * freqs + f) * frames + t
-                    re[f] = spec.re[o]
-                    im[f] = spec.im[o]
-                }
-                for f in 1..<(nfft / 2) {
-                    re[nfft - f] = re[f]
-                    im[nfft - f] = -im[f]
-                }
-                re.withUnsafeMutableBufferPointer { r in
-                    im.withUnsafeMutableBufferPointer { i in
-                        fft.transform(re: r.baseAddress!, im: i.baseAddress!, inverse: true)
+                for n in 0..<nfft { envelope[t * hop + n] += window[n] * window[n] }
+            }
+            // normalized=True undoes the forward 1/sqrt(nfft); the inverse FFT itself divides by nfft.
+            let scale = Float(nfft).squareRoot() / Float(nfft)
+            var re = [Float](repeating: 0, count: nfft)
+            var im = [Float](repeating: 0, count: nfft)
+            var signal = [Float](repeating: 0, count: total)
+            let start = nfft / 2
+            for c in 0..<spec.channels {
+                for i in 0..<total { signal[i] = 0 }
+                for t in 0..<frames {
+                    for f in 0..<freqs {
+                        let o = (c * freqs + f) * frames + t
+                        re[f] = spec.re[o]
+                        im[f] = spec.im[o]
                     }
+                    for f in 1..<(nfft / 2) {
+                        re[nfft - f] = re[f]
+                        im[nfft - f] = -im[f]
+                    }
+                    re.withUnsafeMutableBufferPointer { r in
+                        im.withUnsafeMutableBufferPointer { i in
+                            fft.transform(re: r.baseAddress!, im: i.baseAddress!, inverse: true)
+                        }
+                    }
+                    for n in 0..<nfft { signal[t * hop + n] += re[n] * scale * window[n] }
                 }
-                for n in 0..<nfft { signal[t * hop + n] += re[n] * scale * window[n] }
+                for i in 0..<length {
+                    let p = start + i
+                    guard p < total else { break }
+                    let e = envelope[p]
+                    out[c * length + i] = e > 1e-11 ? signal[p] / e : 0
+                }
             }
-            for i in 0..<length {
-                let p = start + i
-                guard p < total else { break }
-                let e = envelope[p]
-                out[c * length + i] = e > 1e-11 ? signal[p] / e : 0
-            }
+            return out
         }
-        return out
     }
 }
