@@ -19,7 +19,7 @@ public enum AudioEncoder {
     /// - Throws: `AudioIOError` naming `path`: bad settings, an unwritable or missing folder,
     ///   a full disk, or an encoder failure. On error nothing is left at `path` (a previous
     ///   file there is kept untouched) and no temporary file remains.
-    public static func write(_ buffer: AudioBuffer, to path: String, options: EncodeOptions = EncodeOptions()) throws {
+    public static func write(_ buffer: consuming AudioBuffer, to path: String, options: EncodeOptions = EncodeOptions()) throws {
         if let problem = buffer.validationProblem {
             throw AudioIOError(.invalidArgument, .encode, path: path, reason: problem)
         }

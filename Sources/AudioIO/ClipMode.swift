@@ -18,15 +18,15 @@ public enum ClipMode: String, Sendable, CaseIterable, Equatable {
     case none
 
     /// Applies the mode with demucs's float32 arithmetic.
-    public func apply(to buffer: AudioBuffer) -> AudioBuffer {
+    public func apply(to buffer: consuming AudioBuffer) -> AudioBuffer {
         var out = buffer
         switch self {
         case .none:
-            return buffer
+            return out
         case .rescale:
             // torch: wav / max(1.01 * wav.abs().max(), 1); Python's max keeps the tensor unless 1 > it.
-            let scaled = Float(1.01) * buffer.peak
-            guard !(1 > scaled) else { return buffer }
+            let scaled = Float(1.01) * out.peak
+            guard !(1 > scaled) else { return out }
             for c in out.channels.indices {
                 out.channels[c].withUnsafeMutableBufferPointer { p in
                     for i in p.indices { p[i] /= scaled }

@@ -167,48 +167,66 @@ struct Separate: ParsableCommand {
         guard !isDir.boolValue else { throw CLIError("is a folder, not an audio file") }
         print("Separating track \(track)")
         let bag = separator.bag
-        let audio = try AudioDecoder.load(path: track, sampleRate: bag.samplerate, channels: bag.audioChannels)
-        let length = audio.frameCount
-        let mix = Tensor(shape: [bag.audioChannels, length], data: audio.channels.flatMap { $0 })
+        // Only the mix tensor is kept during the separation (the decoded buffer is dropped),
+        // except that `--other-method minus` needs the original mix afterwards.
+        var original: [[Float]]?
+        let mix: Tensor
+        do {
+            let audio = try AudioDecoder.load(path: track, sampleRate: bag.samplerate, channels: bag.audioChannels)
+            if twoStems != nil && otherMethod == .minus { original = audio.channels }
+            mix = Tensor(shape: [bag.audioChannels, audio.frameCount], data: audio.channels.flatMap { $0 })
+        }
+        let length = mix.shape[1]
         let display = ProgressDisplay(label: (track as NSString).lastPathComponent)
-        let stems = try separator.separate(
-            mix, progress: { display.update($0.fraction) }, isCancelled: { Interruption.requested })
+        var stems = try separator.separateStems(
+            consume mix, progress: { display.update($0.fraction) }, isCancelled: { Interruption.requested })
         display.finish()
 
-        func stem(_ index: Int) -> [[Float]] {
-            (0..<bag.audioChannels).map { c in
-                Array(stems.data[((index * bag.audioChannels + c) * length)..<((index * bag.audioChannels + c + 1) * length)])
-            }
-        }
-        var outputs: [(name: String, channels: [[Float]])] = []
+        let channels = bag.audioChannels
+        // The outputs, each made when it is written; plain stems are moved out of `stems`, so
+        // memory shrinks as they are encoded.
+        var outputs: [(name: String, make: () -> [[Float]])] = []
+        let box = StemsBox(stems)
+        stems = Stems.empty
         if let twoStems {
             let k = bag.sources.firstIndex(of: twoStems)!
-            let selected = stem(k)
-            if otherMethod == .minus {
-                let minus = zip(audio.channels, selected).map { zip($0, $1).map { $0 - $1 } }
-                outputs.append(("minus_" + twoStems, minus))
+            if otherMethod == .minus, let original {
+                outputs.append(("minus_" + twoStems, { zip(original, box.stems.channels(of: k)).map { zip($0, $1).map { $0 - $1 } } }))
             }
-            outputs.append((twoStems, selected))
+            outputs.append((twoStems, { box.stems.channels(of: k) }))
             if otherMethod == .add {
-                var sum = [[Float]](repeating: [Float](repeating: 0, count: length), count: bag.audioChannels)
-                for j in bag.sources.indices where j != k {
-                    let s = stem(j)
-                    for c in 0..<bag.audioChannels { for i in 0..<length { sum[c][i] += s[c][i] } }
-                }
-                outputs.append(("no_" + twoStems, sum))
+                outputs.append(("no_" + twoStems, {
+                    var sum = [[Float]](repeating: [Float](repeating: 0, count: length), count: channels)
+                    for j in bag.sources.indices where j != k {
+                        for c in 0..<channels {
+                            box.stems.rows[j * channels + c].withUnsafeBufferPointer { s in
+                                for i in 0..<length { sum[c][i] += s[i] }
+                            }
+                        }
+                    }
+                    return sum
+                }))
             }
         } else {
-            for (k, name) in bag.sources.enumerated() { outputs.append((name, stem(k))) }
+            for (k, name) in bag.sources.enumerated() { outputs.append((name, { box.stems.take(k) })) }
         }
         let ext = mp3 ? "mp3" : flac ? "flac" : "wav"
         let options = EncodeOptions(
             clip: clipMode, bitsPerSample: int24 ? 24 : 16, asFloat: float32,
             mp3Bitrate: mp3Bitrate, mp3Preset: mp3Preset)
         try StemWriter.writeAll(
-            outputs.map { (naming.path(track: track, stem: $0.name, ext: ext),
-                           AudioBuffer(sampleRate: bag.samplerate, channels: $0.channels)) },
+            outputs.map { output in
+                (naming.path(track: track, stem: output.name, ext: ext),
+                 { AudioBuffer(sampleRate: bag.samplerate, channels: output.make()) })
+            },
             stagingIn: naming.folder, options: options)
     }
+}
+
+/// Lets the output closures share (and move stems out of) one `Stems` value.
+final class StemsBox {
+    var stems: Stems
+    init(_ stems: Stems) { self.stems = stems }
 }
 
 /// A failure of one track, with a message for the person at the terminal.

@@ -5,7 +5,9 @@ import Foundation
 /// into a hidden staging folder beside the outputs (same filesystem, so renames are atomic), and
 /// only when every stem is complete are they renamed to their final names.
 enum StemWriter {
-    static func writeAll(_ items: [(path: String, audio: AudioBuffer)], stagingIn folder: String,
+    /// - Parameter items: each output's final path and a closure making its audio, called only
+    ///   when that output is encoded (so one stem's samples are copied at a time).
+    static func writeAll(_ items: [(path: String, audio: () -> AudioBuffer)], stagingIn folder: String,
                          options: EncodeOptions) throws {
         let fm = FileManager.default
         let stage = (folder as NSString).appendingPathComponent(".demucsctl-staging-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
@@ -19,7 +21,7 @@ enum StemWriter {
         for (index, item) in items.enumerated() {
             let ext = (item.path as NSString).pathExtension
             let temp = (stage as NSString).appendingPathComponent("\(index).\(ext)")
-            try AudioEncoder.write(item.audio, to: temp, options: options)
+            try AudioEncoder.write(item.audio(), to: temp, options: options)
             staged.append((temp, item.path))
         }
         var placed: [String] = []

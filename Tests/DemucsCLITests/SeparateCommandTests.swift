@@ -193,10 +193,10 @@ import Testing
             let weights = try S.copyTiny4(to: repo)
             try S.rewriteSafetensorsHeader(weights) { header in
                 var metadata = try #require(header["__metadata__"] as? [String: String])
-                metadata["klass"] = "demucs.demucs.Demucs"
+                metadata["klass"] = "somepackage.models.UnknownNet"
                 header["__metadata__"] = metadata
             }
-            culprit = weights; reason = "demucs.demucs.Demucs"
+            culprit = weights; reason = "somepackage.models.UnknownNet"
         }
         let out = dir + "/out"
         let run = try S.separate(["-o", out, track], model: model, repo: repo)

@@ -45,20 +45,26 @@ struct JobRunner: Sendable {
                 reusedFrom = prior.id
             } else {
                 let input = try checkedInput(job, settings: settings)
-                let audio: AudioBuffer
+                // Only the mix tensor is kept during the separation; the decoded buffer is dropped.
+                let mix: Tensor
                 do {
-                    audio = try AudioDecoder.load(path: input, sampleRate: bag.samplerate, channels: bag.audioChannels)
-                } catch {
-                    throw PermanentFailure("\(error)")
+                    let audio: AudioBuffer
+                    do {
+                        audio = try AudioDecoder.load(path: input, sampleRate: bag.samplerate, channels: bag.audioChannels)
+                    } catch {
+                        throw PermanentFailure("\(error)")
+                    }
+                    mix = Tensor(shape: [bag.audioChannels, audio.frameCount], data: audio.channels.flatMap { $0 })
                 }
-                let seconds = Double(audio.frameCount) / Double(bag.samplerate)
+                let frames = mix.shape[1]
+                let seconds = Double(frames) / Double(bag.samplerate)
                 audioSeconds = seconds
                 if seconds > settings.maxDuration {
                     throw PermanentFailure(String(format: "the audio lasts %.0f s, over the limit of %.0f s (max_duration_minutes)", seconds, settings.maxDuration))
                 }
-                guard audio.frameCount > 0 else { throw PermanentFailure("the file holds no audio") }
-                let stems = try separate(audio, job: job, bag: bag, settings: settings, stopRequested: stopRequested)
-                outputs = try write(stems, bag: bag, settings: settings, into: dir)
+                guard frames > 0 else { throw PermanentFailure("the file holds no audio") }
+                var stems = try separate(consume mix, job: job, bag: bag, settings: settings, stopRequested: stopRequested)
+                outputs = try write(&stems, bag: bag, settings: settings, into: dir)
             }
             try OutputPublisher.publish(staging: dir, layout: layout, name: name)
             staging = nil
@@ -117,13 +123,12 @@ struct JobRunner: Sendable {
         return path
     }
 
-    private func separate(_ audio: AudioBuffer, job: Job, bag: ModelBag, settings: WorkSettings,
-                          stopRequested: @escaping @Sendable () -> Bool) throws -> Tensor {
-        let mix = Tensor(shape: [bag.audioChannels, audio.frameCount], data: audio.channels.flatMap { $0 })
+    private func separate(_ mix: consuming Tensor, job: Job, bag: ModelBag, settings: WorkSettings,
+                          stopRequested: @escaping @Sendable () -> Bool) throws -> Stems {
         let separator = Separator(bag: bag, options: settings.separation)
         let store = self.store
         let throttle = Throttle(interval: 0.5)
-        return try separator.separate(mix, progress: { p in
+        return try separator.separateStems(consume mix, progress: { p in
             if throttle.ready() || p.done == p.total { try? store.updateProgress(id: job.id, progress: p.fraction) }
         }, isCancelled: {
             stopRequested() || ((try? store.isCancelled(id: job.id)) ?? false)
@@ -131,31 +136,32 @@ struct JobRunner: Sendable {
     }
 
     /// Encodes the stems (WAV and/or FLAC, and MP3) into `dir`; returns the file names.
-    private func write(_ stems: Tensor, bag: ModelBag, settings: WorkSettings, into dir: String) throws -> [String] {
-        let channels = bag.audioChannels, length = stems.shape[2]
-        func stem(_ k: Int) -> [[Float]] {
-            (0..<channels).map { c in Array(stems.data[((k * channels + c) * length)..<((k * channels + c + 1) * length)]) }
-        }
-        var named: [(String, [[Float]])] = []
-        if let two = settings.twoStems, let k = bag.sources.firstIndex(of: two) {
-            var rest = [[Float]](repeating: [Float](repeating: 0, count: length), count: channels)
-            for j in bag.sources.indices where j != k {
-                let s = stem(j)
-                for c in 0..<channels { for i in 0..<length { rest[c][i] += s[c][i] } }
-            }
-            named = [(two, stem(k)), ("no_" + two, rest)]
-        } else {
-            named = bag.sources.enumerated().map { ($0.element, stem($0.offset)) }
-        }
+    private func write(_ stems: inout Stems, bag: ModelBag, settings: WorkSettings, into dir: String) throws -> [String] {
+        let channels = bag.audioChannels, length = stems.length
+        // Each stem's samples are handed to the encoder one stem at a time; plain stems are
+        // moved out of `stems`, so memory shrinks as they are written.
         var files: [String] = []
-        for (name, data) in named {
+        func encode(_ name: String, _ data: [[Float]]) throws {
             let buffer = AudioBuffer(sampleRate: bag.samplerate, channels: data)
-            let formats = settings.formats
-            for (ext, options) in formats {
+            for (ext, options) in settings.formats {
                 let file = "\(name).\(ext)"
                 try AudioEncoder.write(buffer, to: dir + "/" + file, options: options)
                 files.append(file)
             }
+        }
+        if let two = settings.twoStems, let k = bag.sources.firstIndex(of: two) {
+            var rest = [[Float]](repeating: [Float](repeating: 0, count: length), count: channels)
+            for j in bag.sources.indices where j != k {
+                for c in 0..<channels {
+                    stems.rows[j * channels + c].withUnsafeBufferPointer { s in
+                        for i in 0..<length { rest[c][i] += s[i] }
+                    }
+                }
+            }
+            try encode(two, stems.take(k))
+            try encode("no_" + two, rest)
+        } else {
+            for (k, name) in bag.sources.enumerated() { try encode(name, stems.take(k)) }
         }
         return files
     }

@@ -16,10 +16,19 @@ struct AudioChunk {
         self.length = min(root.shape[1] - offset, length ?? root.shape[1] - offset)
     }
 
+    /// A window that may start before or end after the root signal: the part outside reads as
+    /// zeros. This stands for a zero-padded copy of the root without making one (the shift
+    /// trick pads the whole track by half a second on each side).
+    init(_ root: Tensor, virtualOffset: Int, length: Int) {
+        self.root = root
+        self.offset = virtualOffset
+        self.length = length
+    }
+
     /// A chunk of this chunk, in this chunk's coordinates.
     func sub(offset: Int, length: Int?) -> AudioChunk {
         let available = self.length - offset
-        return AudioChunk(root, offset: self.offset + offset, length: min(available, length ?? available))
+        return AudioChunk(root, virtualOffset: self.offset + offset, length: min(available, length ?? available))
     }
 
     /// `target` samples centred on the chunk, taken from the root signal where it has them.

@@ -15,27 +15,44 @@ public struct Separator: Sendable {
     }
 
     /// Separates `[channels, length]` audio at the model's sample rate into `[sources, channels, length]`.
+    ///
+    /// Memory: besides the model's working set for the segments in flight, this holds one
+    /// normalised copy of the mix and the stems. Every segment's output is folded straight into
+    /// the stems with its final weight (cross-fade, shift average, bag weight), so no per-model
+    /// or per-shift copy of the whole track is made, and a long song costs only its samples.
     /// - Parameters:
     ///   - progress: called after each segment pass (from the calling thread, or a worker with `jobs > 1`).
     ///   - isCancelled: polled before each segment; returning true stops with `EngineError(.cancelled)`.
     public func separate(
-        _ wav: Tensor,
+        _ wav: consuming Tensor,
         progress: (@Sendable (SeparationProgress) -> Void)? = nil,
         isCancelled: (@Sendable () -> Bool)? = nil
     ) throws -> Tensor {
-        let channels = wav.shape[0], length = wav.shape[1]
+        try separateStems(wav, progress: progress, isCancelled: isCancelled).tensor
+    }
+
+    /// As `separate`, returning the stems as rows that a writer can release one by one.
+    public func separateStems(
+        _ wav: consuming Tensor,
+        progress: (@Sendable (SeparationProgress) -> Void)? = nil,
+        isCancelled: (@Sendable () -> Bool)? = nil
+    ) throws -> Stems {
+        var mix = wav
+        let channels = mix.shape[0], length = mix.shape[1]
         guard channels == bag.audioChannels else {
             throw EngineError(.invalidArgument, "the model takes \(bag.audioChannels) channels, the audio has \(channels)")
         }
         guard length > 0 else { throw EngineError(.invalidArgument, "the audio is empty") }
-        // Normalise by the mono mix.
+        // Normalise by the mono mix (demucs: ref = wav.mean(0); (wav - ref.mean()) / (ref.std() + 1e-8)).
         var mono = [Float](repeating: 0, count: length)
-        for c in 0..<channels { for i in 0..<length { mono[i] += wav.data[c * length + i] } }
+        for c in 0..<channels { for i in 0..<length { mono[i] += mix.data[c * length + i] } }
         for i in 0..<length { mono[i] /= Float(channels) }
         let (mean, stdRaw) = mono.withUnsafeBufferPointer { Normalization.meanStd($0) }
+        mono = []
         let std = stdRaw + 1e-8
-        var mix = wav
-        for i in 0..<mix.count { mix.data[i] = (mix.data[i] - mean) / std }
+        mix.data.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { p[i] = (p[i] - mean) / std }
+        }
 
         // Threads go to independent segments first; the BLAS gets what is left per segment, so
         // no core spins waiting inside a small matrix multiply.
@@ -46,22 +63,18 @@ public struct Separator: Sendable {
         defer { GEMM.threads = previousThreads }
         let counter = ProgressCounter(total: totalPasses(length: length), callback: progress)
         var rng = SplitMix64(seed: options.seed ?? UInt64.random(in: .min ... .max))
-        var estimates = Tensor(zeros: [bag.sources.count, channels, length])
+        var estimates = Stems(sources: bag.sources, channels: channels, length: length)
+        // The bag's per-source weights, normalised by their column sums (demucs divides at the end).
         var totals = [Double](repeating: 0, count: bag.sources.count)
+        for weights in bag.weights { for (k, w) in weights.enumerated() { totals[k] += w } }
         for (model, weights) in zip(bag.models, bag.weights) {
-            let out = try applyShifts(model, AudioChunk(mix), rng: &rng, counter: counter, isCancelled: isCancelled)
-            let plane = channels * length
-            for (k, w) in weights.enumerated() {
-                let wf = Float(w)
-                for i in 0..<plane { estimates.data[k * plane + i] += out.data[k * plane + i] * wf }
-                totals[k] += w
-            }
+            let factors = weights.enumerated().map { Float($0.element / totals[$0.offset]) }
+            try accumulateShifts(model, mix: mix, into: &estimates, factors: factors, rng: &rng,
+                                 counter: counter, isCancelled: isCancelled)
         }
-        let plane = channels * length
-        for k in 0..<bag.sources.count {
-            let t = Float(totals[k])
-            for i in 0..<plane {
-                estimates.data[k * plane + i] = estimates.data[k * plane + i] / t * std + mean
+        for r in estimates.rows.indices {
+            estimates.rows[r].withUnsafeMutableBufferPointer { p in
+                for i in 0..<p.count { p[i] = p[i] * std + mean }
             }
         }
         return estimates
@@ -87,36 +100,48 @@ public struct Separator: Sendable {
         }
     }
 
-    private func applyShifts(_ model: any SeparationModel, _ mix: AudioChunk, rng: inout SplitMix64,
-                             counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws -> Tensor {
-        guard options.shifts > 0 else {
-            return try applySplit(model, mix, counter: counter, isCancelled: isCancelled)
-        }
-        let length = mix.length
-        let maxShift = Int(0.5 * Double(model.samplerate))
-        let padded = mix.padded(length + 2 * maxShift)
-        var out = Tensor(zeros: [model.sources.count, mix.channels, length])
-        for _ in 0..<options.shifts {
-            let offset = Int(rng.next() % UInt64(maxShift + 1))
-            let shifted = AudioChunk(padded, offset: offset, length: length + maxShift - offset)
-            let res = try applySplit(model, shifted, counter: counter, isCancelled: isCancelled)
-            let resLength = res.shape[2]
-            let skip = maxShift - offset
-            for row in 0..<(model.sources.count * mix.channels) {
-                for i in 0..<length { out.data[row * length + i] += res.data[row * resLength + skip + i] }
-            }
-        }
-        let n = Float(options.shifts)
-        for i in 0..<out.count { out.data[i] /= n }
-        return out
+    /// Where a pass's output goes: sample `p` of the chunk lands on track sample `p - skip`,
+    /// scaled by `factors[source] * scale`.
+    struct Sink {
+        var skip: Int
+        var scale: Float
+        var factors: [Float]
     }
 
-    private func applySplit(_ model: any SeparationModel, _ mix: AudioChunk,
-                            counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws -> Tensor {
-        guard options.split else {
-            return try applyOne(model, mix, counter: counter, isCancelled: isCancelled)
+    /// demucs's shift trick: the track is padded by half a second on each side and each shift
+    /// looks at it from a random offset; the outputs are averaged. The padding is virtual: a
+    /// chunk reaching outside the track reads zeros, exactly as the padded copy would hold.
+    private func accumulateShifts(_ model: any SeparationModel, mix: Tensor, into estimates: inout Stems,
+                                  factors: [Float], rng: inout SplitMix64,
+                                  counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws {
+        let length = mix.shape[1]
+        guard options.shifts > 0 else {
+            try accumulateSplit(model, AudioChunk(mix), into: &estimates,
+                                sink: Sink(skip: 0, scale: 1, factors: factors), counter: counter, isCancelled: isCancelled)
+            return
         }
-        let length = mix.length, channels = mix.channels, sources = model.sources.count
+        let maxShift = Int(0.5 * Double(model.samplerate))
+        for _ in 0..<options.shifts {
+            let offset = Int(rng.next() % UInt64(maxShift + 1))
+            // In demucs: padded = mix.padded(length + 2·maxShift); shifted = padded[offset ..< length + maxShift].
+            let shifted = AudioChunk(mix, virtualOffset: offset - maxShift, length: length + maxShift - offset)
+            try accumulateSplit(model, shifted, into: &estimates,
+                                sink: Sink(skip: maxShift - offset, scale: 1 / Float(options.shifts), factors: factors),
+                                counter: counter, isCancelled: isCancelled)
+        }
+    }
+
+    /// demucs's split: overlapping segments cross-faded with triangular weights. Each segment's
+    /// output is divided by the sum of the weights covering each sample (computed from the
+    /// segment grid, not accumulated in a track-long array) and added into the stems.
+    private func accumulateSplit(_ model: any SeparationModel, _ mix: AudioChunk, into estimates: inout Stems,
+                                 sink: Sink, counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws {
+        guard options.split else {
+            let out = try applyOne(model, mix, counter: counter, isCancelled: isCancelled)
+            fold(out, at: 0, weight: nil, normaliser: nil, into: &estimates, sink: sink)
+            return
+        }
+        let length = mix.length
         let segment = segmentLength(model)
         guard segment > 0 else { throw EngineError(.invalidArgument, "the segment length must be positive") }
         let stride = Int((1 - options.overlap) * Double(segment))
@@ -132,9 +157,8 @@ public struct Separator: Sendable {
             let w = weight[i] / peak
             weight[i] = power == 1 ? w : powf(w, power)
         }
+        let grid = SegmentGrid(length: length, segment: segment, stride: stride, weight: weight)
         let offsets = Array(Swift.stride(from: 0, to: length, by: stride))
-        var out = Tensor(zeros: [sources, channels, length])
-        var sumWeight = [Float](repeating: 0, count: length)
         // Segments are independent: run `workers` at a time and fold each batch in as it ends,
         // so only one batch of segment outputs is alive at once.
         let workers = workerCount
@@ -145,24 +169,37 @@ public struct Separator: Sendable {
                 try applyOne(model, mix.sub(offset: offset, length: segment), counter: counter, isCancelled: isCancelled)
             }
             for (offset, chunk) in zip(batch, outputs) {
-                let n = chunk.shape[2]
-                out.data.withUnsafeMutableBufferPointer { os in
-                    chunk.data.withUnsafeBufferPointer { cs in
-                        for row in 0..<(sources * channels) {
-                            let o = os.baseAddress! + row * length + offset
-                            let c = cs.baseAddress! + row * n
-                            for i in 0..<n { o[i] += weight[i] * c[i] }
-                        }
-                    }
-                }
-                for i in 0..<n { sumWeight[offset + i] += weight[i] }
+                fold(chunk, at: offset, weight: weight, normaliser: grid, into: &estimates, sink: sink)
             }
             start += workers
         }
-        for row in 0..<(sources * channels) {
-            for i in 0..<length { out.data[row * length + i] /= sumWeight[i] }
+    }
+
+    /// Adds one pass's output `[sources, channels, n]`, which covers chunk samples
+    /// `at ..< at + n`, into the stems.
+    private func fold(_ chunk: Tensor, at offset: Int, weight: [Float]?, normaliser: SegmentGrid?,
+                      into estimates: inout Stems, sink: Sink) {
+        let sources = chunk.shape[0], channels = chunk.shape[1], n = chunk.shape[2]
+        let length = estimates.length
+        // Chunk samples that land inside the track.
+        let first = max(0, sink.skip - offset), last = min(n, length + sink.skip - offset)
+        guard first < last else { return }
+        var scale = [Float](repeating: 1, count: n)
+        if let weight, let normaliser {
+            for j in first..<last { scale[j] = weight[j] / normaliser.sum(at: offset + j) }
         }
-        return out
+        chunk.data.withUnsafeBufferPointer { cs in
+            for k in 0..<sources {
+                let f = sink.factors[k] * sink.scale
+                for c in 0..<channels {
+                    let src = cs.baseAddress! + (k * channels + c) * n
+                    estimates.rows[k * channels + c].withUnsafeMutableBufferPointer { row in
+                        let dst = row.baseAddress! + offset - sink.skip
+                        for j in first..<last { dst[j] += f * scale[j] * src[j] }
+                    }
+                }
+            }
+        }
     }
 
     /// Segments run at the same time: `jobs`, or one per core when `jobs` is 0.
@@ -208,6 +245,27 @@ public struct Separator: Sendable {
                                      with: x.data[(r * n + start)..<(r * n + start + length)])
         }
         return out
+    }
+}
+
+/// The sum of the cross-fade weights covering each sample of a split track (demucs's
+/// `sum_weight`), computed on demand from the regular segment grid: a sample is covered by the
+/// few segments whose start lies within one segment before it.
+struct SegmentGrid {
+    let length: Int
+    let segment: Int
+    let stride: Int
+    let weight: [Float]
+
+    func sum(at p: Int) -> Float {
+        var total: Float = 0
+        var o = (p / stride) * stride
+        while o >= 0 && p - o < segment {
+            let n = min(segment, length - o)
+            if p - o < n { total += weight[p - o] }
+            o -= stride
+        }
+        return total
     }
 }
 
