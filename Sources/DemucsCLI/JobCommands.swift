@@ -122,6 +122,22 @@ struct JobSummary: Encodable {
 
 extension JobState: ExpressibleByArgument {}
 
+/// Runs `action` on job `id` through a writable store, with the messages and exit codes that
+/// `retry` and `cancel` share: 1 for an unknown job or a state the action does not apply to.
+private func changeJob(_ options: DataOptions, id: Int64, allowed: String,
+                       _ action: (JobStore) throws -> Bool, done: (Job) -> String) throws {
+    let store = try options.openReadWrite()
+    guard let job = try store.job(id: id) else {
+        printError("no job \(id); list them with demucsctl jobs")
+        throw ExitCode(1)
+    }
+    guard try action(store) else {
+        printError("job \(id) is \(job.state.rawValue); only \(allowed) jobs can be changed this way")
+        throw ExitCode(1)
+    }
+    print(done(job))
+}
+
 /// `demucsctl retry ID`: queues a failed or cancelled job again.
 struct Retry: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Queue a failed or cancelled job again.")
@@ -129,16 +145,8 @@ struct Retry: ParsableCommand {
     @Argument(help: "Job id (see demucsctl jobs).") var id: Int64
 
     func run() throws {
-        let store = try options.openReadWrite()
-        guard let job = try store.job(id: id) else {
-            printError("no job \(id); list them with demucsctl jobs")
-            throw ExitCode(1)
-        }
-        guard try store.retry(id: id) else {
-            printError("job \(id) is \(job.state.rawValue); only failed or cancelled jobs can be retried")
-            throw ExitCode(1)
-        }
-        print("job \(id) (\(job.inputName)) queued again")
+        try changeJob(options, id: id, allowed: "failed or cancelled", { try $0.retry(id: id) },
+                      done: { "job \(id) (\($0.inputName)) queued again" })
     }
 }
 
@@ -149,15 +157,7 @@ struct Cancel: ParsableCommand {
     @Argument(help: "Job id (see demucsctl jobs).") var id: Int64
 
     func run() throws {
-        let store = try options.openReadWrite()
-        guard let job = try store.job(id: id) else {
-            printError("no job \(id); list them with demucsctl jobs")
-            throw ExitCode(1)
-        }
-        guard try store.cancel(id: id) else {
-            printError("job \(id) is \(job.state.rawValue); only queued or running jobs can be cancelled")
-            throw ExitCode(1)
-        }
-        print("job \(id) (\(job.inputName)) cancelled" + (job.state == .running ? "; it stops at its next segment" : ""))
+        try changeJob(options, id: id, allowed: "queued or running", { try $0.cancel(id: id) },
+                      done: { "job \(id) (\($0.inputName)) cancelled" + ($0.state == .running ? "; it stops at its next segment" : "") })
     }
 }
