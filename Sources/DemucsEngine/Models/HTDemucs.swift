@@ -23,6 +23,9 @@ public struct HTDemucs: SeparationModel {
     public var sources: [String] { config.sources }
     public var samplerate: Int { config.samplerate }
     public var audioChannels: Int { config.audioChannels }
+    /// The segment used for padding each chunk (`int(segment * samplerate)` samples). A bag file's
+    /// `segment:` may lower it (never raise it past the training segment), as demucs's
+    /// `BagOfModels` does, and the forward pass then pads to the lowered length.
     public var segment: Fraction
     public var maxSegment: Fraction? { config.useTrainSegment ? config.segment : nil }
 
@@ -115,7 +118,7 @@ public struct HTDemucs: SeparationModel {
 
     public func validLength(_ length: Int) throws -> Int {
         guard config.useTrainSegment else { return length }
-        let training = config.segment.timesTruncated(config.samplerate)
+        let training = segment.timesTruncated(config.samplerate)
         guard length <= training else {
             throw EngineError(.invalidArgument, "given length \(length) is longer than the training length \(training) of this transformer model")
         }
@@ -134,7 +137,7 @@ public struct HTDemucs: SeparationModel {
         var length = mix.shape[1]
         var lengthPrePad: Int?
         if config.useTrainSegment {
-            let training = config.segment.timesTruncated(config.samplerate)
+            let training = segment.timesTruncated(config.samplerate)
             if length < training {
                 lengthPrePad = length
                 mix = padRight(mix, training - length)
