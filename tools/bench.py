@@ -48,6 +48,15 @@ def build_model(arch, seed):
         from demucs.htdemucs import HTDemucs
         return HTDemucs(sources=SOURCES, bottom_channels=512, dconv_mode=3, t_layers=5,
                         segment=Fraction(39, 5))
+    if arch == "demucs":
+        # The waveform U-Net with demucs 4.1's defaults (133,753,064 parameters): DConv in the
+        # encoder, with BLSTM and LocalState attention in layers 4 and 5, 40 s segments.
+        from demucs.demucs import Demucs
+        return Demucs(sources=SOURCES, channels=64, depth=6)
+    if arch == "hdemucs":
+        # Hybrid Demucs v3 as hdemucs_mmi: all defaults (83,637,832 parameters).
+        from demucs.hdemucs import HDemucs
+        return HDemucs(sources=SOURCES, channels=48)
     raise SystemExit(f"unknown architecture {arch}")
 
 

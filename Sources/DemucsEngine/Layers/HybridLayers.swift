@@ -12,6 +12,10 @@ struct HybridLayerOptions: Sendable {
     var dconvDepth: Int
     var dconvCompress: Double
     var context: Int
+    /// A BLSTM / LocalState attention inside the DConv branch (HDemucs's `dconv_lstm` /
+    /// `dconv_attn` layers; HTDemucs has none).
+    var dconvLstm = false
+    var dconvAttn = false
 }
 
 /// The 1×1 (or `1 + 2·context` wide) "rewrite" convolution of a hybrid layer: along time in the
@@ -79,7 +83,8 @@ struct HEncLayer: Sendable {
         } else {
             rewrite = nil; norm2 = nil
         }
-        dconv = o.dconv ? try DConv(w.scoped("dconv"), channels: cout, compress: o.dconvCompress, depth: o.dconvDepth) : nil
+        dconv = o.dconv ? try DConv(w.scoped("dconv"), channels: cout, compress: o.dconvCompress, depth: o.dconvDepth,
+                                       attn: o.dconvAttn, lstm: o.dconvLstm) : nil
     }
 
     /// `x` is `[cin, freqs, frames]` for the spectrogram branch, `[cin, length]` for the waveform
@@ -157,7 +162,8 @@ struct HDecLayer: Sendable {
         } else {
             rewrite = nil; norm1 = nil
         }
-        dconv = o.dconv ? try DConv(w.scoped("dconv"), channels: cin, compress: o.dconvCompress, depth: o.dconvDepth) : nil
+        dconv = o.dconv ? try DConv(w.scoped("dconv"), channels: cin, compress: o.dconvCompress, depth: o.dconvDepth,
+                                       attn: o.dconvAttn, lstm: o.dconvLstm) : nil
     }
 
     /// Returns the layer output and `pre`, the input of the transposed convolution (used where

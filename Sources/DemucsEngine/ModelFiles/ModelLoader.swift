@@ -9,14 +9,14 @@ public enum ModelLoader {
         guard let klass = file.metadata["klass"] else {
             throw EngineError(.invalidModelFile, "model file \(path) has no 'klass' metadata; it is not a demucs model")
         }
-        if file.metadata["structure"] != nil {
-            throw EngineError(.unsupportedModel, "model file \(path) is a quantised (diffq) checkpoint; not supported yet")
-        }
         if let args = file.metadata["args"], args.trimmingCharacters(in: .whitespaces) != "[]" {
             throw EngineError(.unsupportedModel, "model file \(path): positional constructor arguments \(args) are not supported")
         }
         var kwargs = try ModelArguments(json: file.metadata["kwargs"] ?? "{}", source: path)
-        let weights = try Weights(file: file)
+        // A `structure` entry describes a nested (diffq-quantised) state: dequantise it here.
+        let weights = try file.metadata["structure"].map {
+            try DiffQ.weights(file: file, structure: $0, klass: klass, kwargsJSON: file.metadata["kwargs"] ?? "{}")
+        } ?? Weights(file: file)
         return try build(klass: klass, kwargs: &kwargs, weights: weights, path: path)
     }
 
@@ -27,8 +27,12 @@ public enum ModelLoader {
         switch klass {
         case "demucs.htdemucs.HTDemucs":
             model = try HTDemucs(config: HTDemucsConfig(&kwargs), weights: weights)
+        case "demucs.demucs.Demucs":
+            model = try WaveformDemucs(config: WaveformDemucsConfig(&kwargs), weights: weights)
+        case "demucs.hdemucs.HDemucs":
+            model = try HDemucs(config: HDemucsConfig(&kwargs), weights: weights)
         default:
-            throw EngineError(.unsupportedModel, "model file \(path): model class \(klass) is not supported by this engine (supported: demucs.htdemucs.HTDemucs)")
+            throw EngineError(.unsupportedModel, "model file \(path): model class \(klass) is not supported by this engine (supported: demucs.htdemucs.HTDemucs, demucs.hdemucs.HDemucs, demucs.demucs.Demucs)")
         }
         try checkAllUsed(weights, path: path)
         return model

@@ -1,0 +1,479 @@
+import Foundation
+
+/// The parameters of a demucs model, by state-dict name and shape, in the order PyTorch lists
+/// them (`model.named_parameters()`, which is also the order of the parameters in
+/// `model.state_dict()`), computed from the model class and its constructor arguments.
+///
+/// A diffq-quantised state has no parameter names: diffq stores its lists of quantised, float16
+/// and other tensors in the order it walks `model.named_modules()` and each module's own
+/// parameters. Restoring such a state needs exactly that order, so this mirrors the `__init__` of
+/// `demucs.htdemucs.HTDemucs`, `demucs.hdemucs.HDemucs` and `demucs.demucs.Demucs` (demucs 4.1)
+/// for every option that changes which parameters exist or their shapes. The result is checked
+/// against PyTorch for many configurations in the tests, and the shapes are checked again by the
+/// model when it takes its weights.
+public enum ParameterLayout {
+    public struct Parameter: Sendable, Equatable {
+        public var name: String
+        public var shape: [Int]
+        public var count: Int { shape.reduce(1, *) }
+    }
+
+    /// The classes this knows.
+    public static let supportedClasses = ["demucs.htdemucs.HTDemucs", "demucs.hdemucs.HDemucs", "demucs.demucs.Demucs"]
+
+    /// The parameters of `klass` built with the keyword arguments `kwargsJSON` (the checkpoint's
+    /// `kwargs` metadata), in PyTorch order.
+    public static func parameters(klass: String, kwargsJSON: String, source: String) throws -> [Parameter] {
+        let kwargs: JSONValue
+        do {
+            kwargs = try JSONValue.parse(kwargsJSON)
+        } catch {
+            throw EngineError(.invalidModelFile, "model file \(source): kwargs metadata is not valid JSON (\(error))")
+        }
+        guard case .object = kwargs else {
+            throw EngineError(.invalidModelFile, "model file \(source): kwargs metadata is not a JSON object")
+        }
+        var a = Args(values: kwargs, source: source)
+        var b = Builder()
+        switch klass {
+        case "demucs.htdemucs.HTDemucs": try hybrid(&a, &b, transformer: true)
+        case "demucs.hdemucs.HDemucs": try hybrid(&a, &b, transformer: false)
+        case "demucs.demucs.Demucs": try waveform(&a, &b)
+        default:
+            throw EngineError(.unsupportedModel, "model file \(source): cannot lay out the parameters of model class \(klass) (known: \(supportedClasses.joined(separator: ", ")))")
+        }
+        return b.params
+    }
+
+    // MARK: - Keyword arguments with Python semantics
+
+    struct Args {
+        let values: JSONValue
+        let source: String
+
+        func value(_ key: String) -> JSONValue? {
+            guard let v = values[key] else { return nil }
+            return v
+        }
+
+        func bad(_ key: String, _ what: String) -> EngineError {
+            EngineError(.invalidModelFile, "model file \(source): argument \(key) should be \(what)")
+        }
+
+        func int(_ key: String, _ fallback: Int) throws -> Int {
+            switch value(key) {
+            case nil: return fallback
+            case .int(let i)?: return i
+            case .bool(let b)?: return b ? 1 : 0
+            case .double(let d)? where d == d.rounded() && abs(d) < 1e15: return Int(d)
+            default: throw bad(key, "an integer")
+            }
+        }
+
+        func optionalInt(_ key: String) throws -> Int? {
+            if case .null? = value(key) { return nil }
+            if value(key) == nil { return nil }
+            return try int(key, 0)
+        }
+
+        func double(_ key: String, _ fallback: Double) throws -> Double {
+            switch value(key) {
+            case nil: return fallback
+            case .int(let i)?: return Double(i)
+            case .double(let d)?: return d
+            case .bool(let b)?: return b ? 1 : 0
+            default: throw bad(key, "a number")
+            }
+        }
+
+        /// Python truthiness (`if x:`), with `fallback` when the key is absent.
+        func truthy(_ key: String, _ fallback: Bool) -> Bool {
+            switch value(key) {
+            case nil: return fallback
+            case .null?: return false
+            case .bool(let b)?: return b
+            case .int(let i)?: return i != 0
+            case .double(let d)?: return d != 0
+            case .string(let s)?: return !s.isEmpty
+            case .array(let a)?: return !a.isEmpty
+            case .object(let o)?: return !o.isEmpty
+            }
+        }
+
+        func string(_ key: String, _ fallback: String) throws -> String {
+            switch value(key) {
+            case nil: return fallback
+            case .string(let s)?: return s
+            default: throw bad(key, "a string")
+            }
+        }
+
+        func count(_ key: String) throws -> Int {
+            guard case .array(let a)? = value(key) else { throw bad(key, "a list") }
+            return a.count
+        }
+
+        /// The length of a list argument that may be null.
+        func optionalCount(_ key: String) throws -> Int? {
+            switch value(key) {
+            case nil, .null?: return nil
+            case .array(let a)?: return a.count
+            default: throw bad(key, "a list or null")
+            }
+        }
+    }
+
+    // MARK: - Modules
+
+    struct Builder {
+        var params: [Parameter] = []
+
+        mutating func add(_ name: String, _ shape: [Int]) {
+            params.append(Parameter(name: name, shape: shape))
+        }
+
+        mutating func conv(_ p: String, _ cin: Int, _ cout: Int, _ kernel: [Int]) {
+            add(p + ".weight", [cout, cin] + kernel)
+            add(p + ".bias", [cout])
+        }
+
+        mutating func convTr(_ p: String, _ cin: Int, _ cout: Int, _ kernel: [Int]) {
+            add(p + ".weight", [cin, cout] + kernel)
+            add(p + ".bias", [cout])
+        }
+
+        mutating func norm(_ p: String, _ c: Int) {
+            add(p + ".weight", [c])
+            add(p + ".bias", [c])
+        }
+
+        mutating func linear(_ p: String, _ cin: Int, _ cout: Int) {
+            add(p + ".weight", [cout, cin])
+            add(p + ".bias", [cout])
+        }
+
+        /// `nn.LSTM(bidirectional=True)`.
+        mutating func lstm(_ p: String, input: Int, hidden: Int, layers: Int) {
+            for layer in 0..<layers {
+                for suffix in ["", "_reverse"] {
+                    let cin = layer == 0 ? input : 2 * hidden
+                    add("\(p).weight_ih_l\(layer)\(suffix)", [4 * hidden, cin])
+                    add("\(p).weight_hh_l\(layer)\(suffix)", [4 * hidden, hidden])
+                    add("\(p).bias_ih_l\(layer)\(suffix)", [4 * hidden])
+                    add("\(p).bias_hh_l\(layer)\(suffix)", [4 * hidden])
+                }
+            }
+        }
+
+        /// `demucs.demucs.BLSTM`.
+        mutating func blstm(_ p: String, dim: Int, layers: Int) {
+            lstm(p + ".lstm", input: dim, hidden: dim, layers: layers)
+            linear(p + ".linear", 2 * dim, dim)
+        }
+
+        /// `demucs.demucs.LocalState` (nfreqs = 0).
+        mutating func localState(_ p: String, channels c: Int, heads: Int, ndecay: Int) {
+            conv(p + ".content", c, c, [1])
+            conv(p + ".query", c, c, [1])
+            conv(p + ".key", c, c, [1])
+            if ndecay > 0 { conv(p + ".query_decay", c, heads * ndecay, [1]) }
+            conv(p + ".proj", c, c, [1])
+        }
+
+        /// `demucs.demucs.DConv` (norm, GELU / ReLU, kernel 3, 4 heads, ndecay 4).
+        mutating func dconv(_ p: String, channels: Int, compress: Double, depth: Int, attn: Bool, lstm: Bool) {
+            let hidden = Int(Double(channels) / compress)
+            for d in 0..<abs(depth) {
+                let l = "\(p).layers.\(d)"
+                var index = 0
+                conv("\(l).\(index)", channels, hidden, [3]); index += 1
+                norm("\(l).\(index)", hidden); index += 1
+                index += 1  // activation
+                if lstm { blstm("\(l).\(index)", dim: hidden, layers: 2); index += 1 }
+                if attn { localState("\(l).\(index)", channels: hidden, heads: 4, ndecay: 4); index += 1 }
+                conv("\(l).\(index)", hidden, 2 * channels, [1]); index += 1
+                norm("\(l).\(index)", 2 * channels); index += 1
+                index += 1  // GLU
+                add("\(l).\(index).scale", [channels])
+            }
+        }
+    }
+
+    struct DConvOptions {
+        var depth: Int
+        var compress: Double
+        var attn = false
+        var lstm = false
+    }
+
+    /// `demucs.hdemucs.HEncLayer`.
+    static func encLayer(_ b: inout Builder, _ p: String, chin: Int, chout: Int, kernel: Int,
+                         empty: Bool, freq: Bool, dconv: Bool, norm: Bool, context: Int,
+                         dconvKw: DConvOptions, rewrite: Bool) {
+        b.conv(p + ".conv", chin, chout, freq ? [kernel, 1] : [kernel])
+        if empty { return }
+        if norm { b.norm(p + ".norm1", chout) }
+        if rewrite {
+            let k = 1 + 2 * context
+            b.conv(p + ".rewrite", chout, 2 * chout, freq ? [k, k] : [k])
+            if norm { b.norm(p + ".norm2", 2 * chout) }
+        }
+        if dconv {
+            b.dconv(p + ".dconv", channels: chout, compress: dconvKw.compress, depth: dconvKw.depth,
+                    attn: dconvKw.attn, lstm: dconvKw.lstm)
+        }
+    }
+
+    /// `demucs.hdemucs.HDecLayer`.
+    static func decLayer(_ b: inout Builder, _ p: String, chin: Int, chout: Int, kernel: Int,
+                         empty: Bool, freq: Bool, dconv: Bool, norm: Bool, context: Int,
+                         dconvKw: DConvOptions, contextFreq: Bool, rewrite: Bool) {
+        b.convTr(p + ".conv_tr", chin, chout, freq ? [kernel, 1] : [kernel])
+        if norm { b.norm(p + ".norm2", chout) }
+        if empty { return }
+        if rewrite {
+            let k = 1 + 2 * context
+            b.conv(p + ".rewrite", chin, 2 * chin, freq ? (contextFreq ? [k, k] : [1, k]) : [k])
+            if norm { b.norm(p + ".norm1", 2 * chin) }
+        }
+        if dconv {
+            b.dconv(p + ".dconv", channels: chin, compress: dconvKw.compress, depth: dconvKw.depth,
+                    attn: dconvKw.attn, lstm: dconvKw.lstm)
+        }
+    }
+
+    /// The layers of `HTDemucs` (with the transformer) or `HDemucs`.
+    static func hybrid(_ a: inout Args, _ b: inout Builder, transformer: Bool) throws {
+        let sources = try a.count("sources")
+        let audioChannels = try a.int("audio_channels", 2)
+        let channels = try a.int("channels", 48)
+        let channelsTime = try a.optionalInt("channels_time")
+        let growth = try a.double("growth", 2)
+        let nfft = try a.int("nfft", 4096)
+        let cac = a.truthy("cac", true)
+        let depth = try a.int("depth", transformer ? 4 : 6)
+        let rewrite = a.truthy("rewrite", true)
+        let hybrid = transformer ? true : a.truthy("hybrid", true)
+        let multiFreqs = try a.optionalCount("multi_freqs") ?? 0
+        let multiFreqsDepth = try a.int("multi_freqs_depth", transformer ? 3 : 2)
+        let freqEmb = a.truthy("freq_emb", true)
+        let kernelSize = try a.int("kernel_size", 8)
+        let timeStride = try a.int("time_stride", 2)
+        let stride = try a.int("stride", 4)
+        let context = try a.int("context", 1)
+        let contextEnc = try a.int("context_enc", 0)
+        let normStarts = try a.int("norm_starts", 4)
+        let dconvMode = try a.int("dconv_mode", 1)
+        let dconvDepth = try a.int("dconv_depth", 2)
+        let dconvComp = try a.double("dconv_comp", transformer ? 8 : 4)
+        let dconvAttn = try a.int("dconv_attn", 4)
+        let dconvLstm = try a.int("dconv_lstm", 4)
+
+        var encoder: [Builder] = [], decoder: [Builder] = [], tencoder: [Builder] = [], tdecoder: [Builder] = []
+        var freqEmbedding: (Int, Int)?
+
+        var chin = audioChannels
+        var chinZ = cac ? chin * 2 : chin
+        var chout = channelsTime ?? channels
+        var choutZ = channels
+        var freqs = nfft / 2
+        for index in 0..<depth {
+            let norm = index >= normStarts
+            let freq = freqs > 1
+            var ker = kernelSize
+            if !freq { ker = timeStride * 2 }
+            var lastFreq = false
+            if freq && freqs <= kernelSize {
+                ker = freqs
+                lastFreq = true
+            }
+            var kw = DConvOptions(depth: dconvDepth, compress: dconvComp)
+            if !transformer {
+                kw.lstm = index >= dconvLstm
+                kw.attn = index >= dconvAttn
+            }
+            let multi = multiFreqs > 0 && index < multiFreqsDepth
+            if lastFreq {
+                choutZ = max(chout, choutZ)
+                chout = choutZ
+            }
+            var enc = Builder()
+            encLayer(&enc, "", chin: chinZ, chout: choutZ, kernel: ker, empty: false, freq: freq,
+                     dconv: dconvMode & 1 != 0, norm: norm, context: contextEnc, dconvKw: kw, rewrite: rewrite)
+            if hybrid && freq {
+                var tenc = Builder()
+                encLayer(&tenc, "", chin: chin, chout: chout, kernel: kernelSize, empty: lastFreq,
+                         freq: false, dconv: dconvMode & 1 != 0, norm: norm, context: contextEnc, dconvKw: kw,
+                         rewrite: rewrite)
+                tencoder.append(tenc)
+            }
+            if multi { enc = multiWrap(enc, copies: multiFreqs + 1) }
+            encoder.append(enc)
+            if index == 0 {
+                chin = audioChannels * sources
+                chinZ = cac ? chin * 2 : chin
+            }
+            var dec = Builder()
+            decLayer(&dec, "", chin: choutZ, chout: chinZ, kernel: ker, empty: false, freq: freq,
+                     dconv: dconvMode & 2 != 0, norm: norm, context: context, dconvKw: kw,
+                     contextFreq: !multi, rewrite: rewrite)
+            if multi { dec = multiWrap(dec, copies: multiFreqs + 1) }
+            if hybrid && freq {
+                var tdec = Builder()
+                decLayer(&tdec, "", chin: chout, chout: chin, kernel: kernelSize, empty: lastFreq,
+                         freq: false, dconv: dconvMode & 2 != 0, norm: norm, context: context, dconvKw: kw,
+                         contextFreq: true, rewrite: rewrite)
+                tdecoder.insert(tdec, at: 0)
+            }
+            decoder.insert(dec, at: 0)
+
+            chin = chout
+            chinZ = choutZ
+            chout = Int(growth * Double(chout))
+            choutZ = Int(growth * Double(choutZ))
+            if freq {
+                freqs = freqs <= kernelSize ? 1 : freqs / stride
+            }
+            if index == 0 && freqEmb {
+                freqEmbedding = (freqs, chinZ)
+            }
+        }
+        for (name, list) in [("encoder", encoder), ("decoder", decoder)] + (hybrid ? [("tencoder", tencoder), ("tdecoder", tdecoder)] : []) {
+            for (i, layer) in list.enumerated() {
+                for p in layer.params { b.add("\(name).\(i)" + p.name, p.shape) }
+            }
+        }
+        if let (n, dim) = freqEmbedding {
+            b.add("freq_emb.embedding.weight", [n, dim])
+        }
+        guard transformer else { return }
+
+        var dim = Int(Double(channels) * pow(growth, Double(depth - 1)))
+        let bottom = try a.int("bottom_channels", 0)
+        if bottom != 0 {
+            b.conv("channel_upsampler", dim, bottom, [1])
+            b.conv("channel_downsampler", bottom, dim, [1])
+            b.conv("channel_upsampler_t", dim, bottom, [1])
+            b.conv("channel_downsampler_t", bottom, dim, [1])
+            dim = bottom
+        }
+        let layers = try a.int("t_layers", 5)
+        guard layers > 0 else { return }
+        let hidden = Int(Double(dim) * (try a.double("t_hidden_scale", 4.0)))
+        let p = "crosstransformer"
+        if try a.string("t_emb", "sin") == "scaled" {
+            b.add(p + ".position_embeddings.embedding.weight", [try a.int("t_max_positions", 10000), dim])
+        }
+        if a.truthy("t_norm_in", true) || a.truthy("t_norm_in_group", false) {
+            b.norm(p + ".norm_in", dim)
+            b.norm(p + ".norm_in_t", dim)
+        }
+        let classicParity = a.truthy("t_cross_first", false) ? 1 : 0
+        let normOut = a.truthy("t_norm_first", true) && a.truthy("t_norm_out", true)
+        let layerScale = a.truthy("t_layer_scale", true)
+        let sparseSelf = a.truthy("t_sparse_self_attn", false)
+        let sparseCross = a.truthy("t_sparse_cross_attn", false)
+        for branch in ["layers", "layers_t"] {
+            for idx in 0..<layers {
+                let l = "\(p).\(branch).\(idx)"
+                let classic = idx % 2 == classicParity
+                let attention = classic ? "self_attn" : "cross_attn"
+                if classic ? sparseSelf : sparseCross {
+                    for m in ["q", "k", "v", "proj"] { b.linear("\(l).\(attention).\(m)", dim, dim) }
+                } else {
+                    b.add("\(l).\(attention).in_proj_weight", [3 * dim, dim])
+                    b.add("\(l).\(attention).in_proj_bias", [3 * dim])
+                    b.linear("\(l).\(attention).out_proj", dim, dim)
+                }
+                b.linear(l + ".linear1", dim, hidden)
+                b.linear(l + ".linear2", hidden, dim)
+                b.norm(l + ".norm1", dim)
+                b.norm(l + ".norm2", dim)
+                if !classic { b.norm(l + ".norm3", dim) }
+                if normOut { b.norm(l + ".norm_out", dim) }
+                if layerScale {
+                    b.add(l + ".gamma_1.scale", [dim])
+                    b.add(l + ".gamma_2.scale", [dim])
+                }
+            }
+        }
+    }
+
+    /// `demucs.hdemucs.MultiWrap`: `copies` deep copies of a layer under `layers.<k>`.
+    static func multiWrap(_ layer: Builder, copies: Int) -> Builder {
+        var out = Builder()
+        for k in 0..<copies {
+            for p in layer.params { out.add(".layers.\(k)" + p.name, p.shape) }
+        }
+        return out
+    }
+
+    /// `demucs.demucs.Demucs`.
+    static func waveform(_ a: inout Args, _ b: inout Builder) throws {
+        let sources = try a.count("sources")
+        let audioChannels = try a.int("audio_channels", 2)
+        var channels = try a.int("channels", 64)
+        let growth = try a.double("growth", 2)
+        let depth = try a.int("depth", 6)
+        let rewrite = a.truthy("rewrite", true)
+        let lstmLayers = try a.int("lstm_layers", 0)
+        let kernelSize = try a.int("kernel_size", 8)
+        let context = try a.int("context", 1)
+        let glu = a.truthy("glu", true)
+        let normStarts = try a.int("norm_starts", 4)
+        let dconvMode = try a.int("dconv_mode", 1)
+        let dconvDepth = try a.int("dconv_depth", 2)
+        let dconvComp = try a.double("dconv_comp", 4)
+        let dconvAttn = try a.int("dconv_attn", 4)
+        let dconvLstm = try a.int("dconv_lstm", 4)
+        let chScale = glu ? 2 : 1
+
+        var encoder: [Builder] = [], decoder: [Builder] = []
+        var inChannels = audioChannels
+        for index in 0..<depth {
+            let norm = index >= normStarts
+            let attn = index >= dconvAttn
+            let lstm = index >= dconvLstm
+            var enc = Builder()
+            var i = 0
+            enc.conv(".\(i)", inChannels, channels, [kernelSize]); i += 1
+            if norm { enc.norm(".\(i)", channels) }
+            i += 2  // norm, activation
+            if dconvMode & 1 != 0 {
+                enc.dconv(".\(i)", channels: channels, compress: dconvComp, depth: dconvDepth, attn: attn, lstm: lstm)
+                i += 1
+            }
+            if rewrite {
+                enc.conv(".\(i)", channels, chScale * channels, [1]); i += 1
+                if norm { enc.norm(".\(i)", chScale * channels) }
+            }
+            encoder.append(enc)
+
+            var dec = Builder()
+            i = 0
+            let outChannels = index > 0 ? inChannels : sources * audioChannels
+            if rewrite {
+                dec.conv(".\(i)", channels, chScale * channels, [2 * context + 1]); i += 1
+                if norm { dec.norm(".\(i)", chScale * channels) }
+                i += 2  // norm, activation
+            }
+            if dconvMode & 2 != 0 {
+                dec.dconv(".\(i)", channels: channels, compress: dconvComp, depth: dconvDepth, attn: attn, lstm: lstm)
+                i += 1
+            }
+            dec.convTr(".\(i)", channels, outChannels, [kernelSize]); i += 1
+            if index > 0, norm { dec.norm(".\(i)", outChannels) }
+            decoder.insert(dec, at: 0)
+            inChannels = channels
+            channels = Int(growth * Double(channels))
+        }
+        for (name, list) in [("encoder", encoder), ("decoder", decoder)] {
+            for (i, layer) in list.enumerated() {
+                for p in layer.params { b.add("\(name).\(i)" + p.name, p.shape) }
+            }
+        }
+        if lstmLayers > 0 {
+            b.blstm("lstm", dim: inChannels, layers: lstmLayers)
+        }
+    }
+}

@@ -1,0 +1,98 @@
+/// The constructor arguments of `demucs.hdemucs.HDemucs` (Hybrid Demucs v3) that inference
+/// depends on, with demucs's defaults.
+///
+/// Supported: the hybrid model (time and spectrogram branches, merged once the frequency axis is
+/// down to one bin, then time layers on the merged tensor), the spectrogram-only model
+/// (`hybrid=false`), the MDX padding of `hybrid_old`, complex-as-channels output, the frequency
+/// embedding. Options whose inference path this engine does not implement are refused by name:
+/// `cac=false` (magnitude masking / Wiener filtering), `multi_freqs` (frequency bands with their
+/// own weights, `MultiWrap`) and, until the DConv branch has them, LSTM or local attention in the
+/// DConv branches of the layers that `dconv_lstm` / `dconv_attn` select.
+struct HDemucsConfig: Sendable {
+    var sources: [String]
+    var audioChannels = 2
+    var channels = 48
+    var channelsTime: Int?
+    var growth = 2.0
+    var nfft = 4096
+    var depth = 6
+    var rewrite = true
+    var hybrid = true
+    var hybridOld = false
+    var freqEmb = 0.2
+    var embScale = 10.0
+    var kernelSize = 8
+    var stride = 4
+    var timeStride = 2
+    var context = 1
+    var contextEnc = 0
+    var normStarts = 4
+    var normGroups = 4
+    var dconvMode = 1
+    var dconvDepth = 2
+    var dconvComp = 4.0
+    var dconvAttn = 4
+    var dconvLstm = 4
+    var samplerate = 44100
+    var segment = Fraction(40, 1)
+
+    init(_ a: inout ModelArguments) throws {
+        let model = "model file \(a.source): HDemucs"
+        sources = try a.strings("sources")
+        audioChannels = try a.int("audio_channels", audioChannels)
+        channels = try a.int("channels", channels)
+        channelsTime = try a.optionalInt("channels_time")
+        growth = try a.double("growth", growth)
+        nfft = try a.int("nfft", nfft)
+        let wienerIters = try a.int("wiener_iters", 0)
+        let endIters = try a.int("end_iters", 0)
+        let cac = try a.bool("cac", true)
+        guard cac else {
+            let how = wienerIters < 0 ? "magnitude masking" : "Wiener filtering with \(wienerIters) iterations"
+            throw EngineError(.unsupportedModel, "\(model) option cac=false (\(how) of the mixture spectrogram instead of complex-as-channels) is not supported by this engine")
+        }
+        depth = try a.int("depth", depth)
+        rewrite = try a.bool("rewrite", rewrite)
+        hybrid = try a.bool("hybrid", hybrid)
+        hybridOld = try a.bool("hybrid_old", hybridOld)
+        if hybridOld && !hybrid {
+            throw EngineError(.invalidModelFile, "\(model) option hybrid_old=true needs hybrid=true (demucs asserts it)")
+        }
+        if hybrid && wienerIters != endIters {
+            throw EngineError(.invalidModelFile, "\(model): a hybrid model needs wiener_iters == end_iters (demucs asserts it), found \(wienerIters) and \(endIters)")
+        }
+        guard a.isUnset("multi_freqs") else {
+            throw EngineError(.unsupportedModel, "\(model) option multi_freqs (frequency bands with separate weights, MultiWrap) is not supported by this engine")
+        }
+        freqEmb = try a.double("freq_emb", freqEmb)
+        embScale = try a.double("emb_scale", embScale)
+        kernelSize = try a.int("kernel_size", kernelSize)
+        stride = try a.int("stride", stride)
+        timeStride = try a.int("time_stride", timeStride)
+        context = try a.int("context", context)
+        contextEnc = try a.int("context_enc", contextEnc)
+        normStarts = try a.int("norm_starts", normStarts)
+        normGroups = try a.int("norm_groups", normGroups)
+        dconvMode = try a.int("dconv_mode", dconvMode)
+        dconvDepth = try a.int("dconv_depth", dconvDepth)
+        dconvComp = try a.double("dconv_comp", dconvComp)
+        dconvAttn = try a.int("dconv_attn", dconvAttn)
+        dconvLstm = try a.int("dconv_lstm", dconvLstm)
+        samplerate = try a.int("samplerate", samplerate)
+        segment = try a.fraction("segment", segment)
+        // Training-only or initialisation-only options (wiener_residual only matters without cac).
+        a.ignore("wiener_residual", "multi_freqs_depth", "emb_smooth", "dconv_init", "rescale")
+        try a.rejectUnknown(model: "HDemucs")
+        try validate(model)
+    }
+
+    /// Structural checks demucs makes with asserts, so that a bad file fails at load.
+    private func validate(_ model: String) throws {
+        guard !sources.isEmpty, audioChannels > 0, channels > 0, depth > 0, growth > 0 else {
+            throw EngineError(.invalidModelFile, "\(model): sources, audio_channels, channels, depth and growth must be positive")
+        }
+        guard nfft >= 4, nfft % 4 == 0, kernelSize > 0, stride > 0, timeStride > 0 else {
+            throw EngineError(.invalidModelFile, "\(model): nfft \(nfft), kernel_size \(kernelSize), stride \(stride), time_stride \(timeStride) are not usable")
+        }
+    }
+}
