@@ -24,16 +24,9 @@ CI never runs this; the outputs are committed. Everything is seeded, so a rerun
 with the same torch / demucs versions gives the same files.
 """
 import argparse
-import inspect
 import json
 import math
-import os
-import re
-import shutil
-import struct
-import subprocess
 import sys
-import tempfile
 from fractions import Fraction
 from importlib.metadata import version
 from pathlib import Path
@@ -42,14 +35,20 @@ import numpy as np
 import soundfile
 import sphn
 import torch
-from safetensors.torch import save_file
 
-import demucs
-from demucs.apply import BagOfModels, apply_model
-from demucs.audio import convert_audio
-from demucs.hf import load_safetensors_model
-from demucs.htdemucs import HTDemucs
-from demucs.states import load_model
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# (run_cli, write_stem_flac and write_safetensors are also used as make_fixtures.* by
+# tools/make_fixtures_import.py.)
+from fixturelib import (  # noqa: E402,F401  (helpers shared by the fixture generators)
+    NORM_PARAM, bag_yaml, branch_check as _branch_check, case_entry, check_init_args,
+    check_round_trip, finish, full_kwargs, in_process_separate, keep_output, log, make_tmp,
+    reset_dirs, round_weights_, run_cli, save_safetensors, save_th, store_stems, write_cases,
+    write_safetensors, write_stem_flac)
+from fixturelib import perturb_ as _perturb_  # noqa: E402
+
+import demucs  # noqa: E402
+from demucs.apply import BagOfModels  # noqa: E402
+from demucs.htdemucs import HTDemucs  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "Tests" / "Fixtures"
@@ -77,13 +76,6 @@ TINY_ARCH = dict(
     samplerate=44100,
     segment=Fraction(1, 1),
 )
-
-# dtype of the stored weights. demucs's own checkpoints are half precision
-# (`demucs.states.serialize_model(..., half=True)`), and so are the hub files
-# made from them. The script rounds every weight to float16 right after
-# construction, so the models that demucs runs (in float32) hold exactly the
-# stored values: storing them as F16 loses nothing and halves the model files.
-WEIGHT_DTYPE = torch.float16
 
 # name -> (sources, construction seed, signature). Signatures are fixed, made-up
 # 8 character hex strings; they name the files like the real hub signatures do.
@@ -120,49 +112,9 @@ CASES = [
     ("bag2_cut_a", "bag2", "cut_a.flac", []),
 ]
 
-# Every stored stem keeps at least this SNR against demucs's float32 output
-# (the tests' bar is 60 dB).
-MIN_STEM_SNR_DB = 80.0
-
-
-def log(*args):
-    print(*args, flush=True)
-
-
-def snr_db(ref, est):
-    """10*log10(sum ref^2 / sum (ref-est)^2), the definition the Swift tests use."""
-    ref = np.asarray(ref, dtype=np.float64)
-    est = np.asarray(est, dtype=np.float64)
-    noise = np.sum((ref - est) ** 2)
-    if noise == 0:
-        return math.inf
-    return 10 * math.log10(np.sum(ref ** 2) / noise)
-
 
 # ---------------------------------------------------------------------------
 # Models
-
-def full_kwargs(sources):
-    """All HTDemucs constructor arguments, as a training run would pass them
-    (demucs.train.get_model passes the whole model config as kwargs), so that the
-    metadata looks like the official files: nulls, lists, floats, a fraction."""
-    sig = inspect.signature(HTDemucs.__init__)
-    kwargs = {"sources": list(sources)}
-    for name, param in sig.parameters.items():
-        if name in ("self", "sources"):
-            continue
-        default = param.default
-        if isinstance(default, list):
-            default = list(default)
-        kwargs[name] = default
-    kwargs.update(TINY_ARCH)
-    return kwargs
-
-
-# Parameters of normalisation layers: GroupNorm inside DConv (dconv.layers.N.1 and
-# .4), the encoder / decoder norms, the transformer LayerNorms / GroupNorms.
-NORM_PARAM = re.compile(r"(dconv\.layers\.\d+\.[14]\.|norm)")
-
 
 def perturb_(model, seed):
     """Make every weight matter.
@@ -183,122 +135,21 @@ def perturb_(model, seed):
         in the output.
     With this, dropping any one branch moves the output far below the 60 dB bar
     (see the branch check printed by this script)."""
-    gen = torch.Generator().manual_seed(seed)
+    _perturb_(model, seed, lambda model, name, tensor: not NORM_PARAM.search(name)
+              and not name.startswith("crosstransformer."))
     with torch.no_grad():
-        state = model.state_dict()
-        for name, tensor in state.items():
-            if not tensor.is_floating_point():
-                continue
-            noise = torch.randn(tensor.shape, generator=gen)
-            if name.endswith(".scale"):
-                # LayerScale of DConv layers (dconv.layers.N.6.scale) and of the
-                # transformer layers (gamma_1.scale / gamma_2.scale).
-                tensor.copy_(0.2 + 0.6 * torch.rand(tensor.shape, generator=gen))
-            elif tensor.numel() > 1 and float(tensor.std()) > 0:
-                tensor.add_(0.02 * float(tensor.std()) * noise)
-            else:
-                # Constant tensors: GroupNorm / LayerNorm weight (1) and bias (0),
-                # attention in_proj / out_proj biases (0).
-                tensor.add_(0.1 * noise)
-        for name, tensor in state.items():
-            if (name.endswith(".bias") and not NORM_PARAM.search(name)
-                    and not name.startswith("crosstransformer.")):
-                tensor.mul_(0.1)
-        state[f"decoder.{len(model.decoder) - 1}.conv_tr.weight"].mul_(4.0)
+        model.state_dict()[f"decoder.{len(model.decoder) - 1}.conv_tr.weight"].mul_(4.0)
 
 
 def build_model(sources, seed):
     torch.manual_seed(seed)
-    kwargs = full_kwargs(sources)
+    kwargs = full_kwargs(HTDemucs, sources, TINY_ARCH)
     model = HTDemucs(**kwargs)
     perturb_(model, seed + 7919)
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.to(WEIGHT_DTYPE).to(tensor.dtype))
+    round_weights_(model)
     model.eval()
-    args, recorded = model._init_args_kwargs
-    assert list(args) == [] and recorded == kwargs
+    check_init_args(model, kwargs)
     return model
-
-
-def encode_json(value):
-    """Inverse of demucs.hf._decode_json."""
-    def default(obj):
-        if isinstance(obj, Fraction):
-            return {"_type": "fraction", "numerator": obj.numerator,
-                    "denominator": obj.denominator}
-        raise TypeError(f"cannot encode {obj!r}")
-    return json.dumps(value, default=default)
-
-
-def plain_state(model):
-    """The state dict as stored: every tensor in WEIGHT_DTYPE (exact, see build_model)."""
-    state = {}
-    for k, v in model.state_dict().items():
-        stored = v.detach().to(WEIGHT_DTYPE).contiguous().clone()
-        assert torch.equal(stored.to(v.dtype), v), k
-        state[k] = stored
-    return state
-
-
-def write_safetensors(path, tensors, metadata):
-    """safetensors.torch.save_file, then rewrite the JSON header in a fixed order:
-    the library keeps `__metadata__` in a hash map, so its key order (and hence
-    the file bytes) changes from run to run otherwise."""
-    save_file(tensors, str(path), metadata=metadata)
-    raw = Path(path).read_bytes()
-    (size,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + size])
-    data = raw[8 + size:]
-    ordered = {"__metadata__": dict(sorted(header.pop("__metadata__").items()))}
-    ordered.update(sorted(header.items()))
-    text = json.dumps(ordered, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    Path(path).write_bytes(struct.pack("<Q", len(text)) + text + data)
-
-
-def save_safetensors(model, path):
-    args, kwargs = model._init_args_kwargs
-    metadata = {
-        "klass": KLASS,
-        "args": encode_json(list(args)),
-        "kwargs": encode_json(kwargs),
-    }
-    write_safetensors(path, plain_state(model), metadata)
-
-
-def save_th(model, path):
-    args, kwargs = model._init_args_kwargs
-    package = {"klass": HTDemucs, "args": list(args), "kwargs": dict(kwargs),
-               "state": plain_state(model)}
-    torch.save(package, str(path))
-
-
-def bag_yaml(sigs, weights):
-    # Signatures are quoted: an unquoted all-digit or digits-e-digits signature
-    # would be read back by YAML as a number.
-    lines = ["models: [" + ", ".join(f"'{s}'" for s in sigs) + "]"]
-    if weights is not None:
-        lines.append("weights: [")
-        for row in weights:
-            lines.append("  [" + ", ".join(repr(float(w)) for w in row) + "],")
-        lines.append("]")
-    return "\n".join(lines) + "\n"
-
-
-def check_round_trip(name, model, st_path, th_path):
-    gen = torch.Generator().manual_seed(77)
-    x = 0.1 * torch.randn(1, 2, 22050, generator=gen)   # 0.5 s, padded to 1 s inside
-    with torch.no_grad():
-        ref = model(x)
-        from_st = load_safetensors_model(st_path).eval()(x)
-        from_th = load_model(th_path).eval()(x)
-    same_st = torch.equal(ref, from_st)
-    same_th = torch.equal(ref, from_th)
-    log(f"  round trip {name}: safetensors identical={same_st}, .th identical={same_th}")
-    if not (same_st and same_th):
-        raise SystemExit(f"round trip failed for {name}")
 
 
 # ---------------------------------------------------------------------------
@@ -373,62 +224,6 @@ def make_inputs(mp3, audio_dir):
 
 
 # ---------------------------------------------------------------------------
-# Expected outputs from demucs's CLI
-
-def run_cli(repo, name, track, out_dir, flags):
-    cmd = [sys.executable, "-m", "demucs.separate", "--repo", str(repo), "-n", name,
-           "-o", str(out_dir), "--shifts", "0", "--float32", "--clip-mode", "none",
-           "-d", "cpu", *flags, str(track)]
-    log("  $ " + " ".join(cmd))
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "2")
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"demucs.separate failed with status {proc.returncode}")
-    return out_dir / name / track.stem, cmd
-
-
-def write_stem_flac(path, data, rate):
-    """Store `data` [C, T] (float32) as a 24-bit FLAC, rounded to the fewest
-    significant bits (16..24, counting the sign) that keep MIN_STEM_SNR_DB
-    against `data`. The unused low bits are zero: libFLAC detects them ("wasted
-    bits") and does not store them, and any 24-bit FLAC reader returns the
-    values unchanged, so no scale factor is needed. Returns (bits, SNR in dB of
-    the file as read back)."""
-    exact = np.asarray(data, np.float64)
-    for bits in range(16, 25):
-        scale = float(2 ** (bits - 1))
-        ints = np.round(exact * scale)
-        if snr_db(exact, ints / scale) >= MIN_STEM_SNR_DB:
-            break
-    else:
-        raise SystemExit(f"{path}: 24 bits give less than {MIN_STEM_SNR_DB} dB")
-    assert np.max(np.abs(ints)) < scale
-    # libsndfile writes the top 24 bits of int32 samples.
-    ints32 = (ints.astype(np.int64) << (32 - bits)).astype(np.int32)
-    soundfile.write(str(path), np.ascontiguousarray(ints32.T), rate, format="FLAC",
-                    subtype="PCM_24", compression_level=1.0)
-    back, back_rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-    assert back_rate == rate and np.array_equal(back.T, ints / scale), path
-    return bits, snr_db(exact, back.T)
-
-
-def in_process_separate(model, track, overlap):
-    """Same steps as demucs.api.Separator.separate_audio_file, with the in-memory
-    model: a check that the CLI really ran the weights we saved."""
-    data, sr = sphn.read(str(track))
-    wav = convert_audio(torch.from_numpy(np.asarray(data, np.float32)), int(sr),
-                        model.samplerate, model.audio_channels)
-    ref = wav.mean(0)
-    mean = ref.mean()
-    std = ref.std() + 1e-8
-    out = apply_model(model, ((wav - mean) / std)[None], shifts=0, split=True,
-                      overlap=overlap, device="cpu")
-    return (out * std + mean)[0]
-
-
-# ---------------------------------------------------------------------------
 # Layer dump
 
 def dump_layers(model, wav, path):
@@ -439,13 +234,7 @@ def dump_layers(model, wav, path):
     says which (JSON: name -> {"dim", "start", "stop", "full_shape"})."""
     captured = {}
     hooks = []
-
-    def keep(name):
-        def hook(module, inputs, output):
-            if isinstance(output, tuple):
-                output = output[0]
-            captured[name] = output.detach().clone()
-        return hook
+    keep = lambda name: keep_output(captured, name)  # noqa: E731
 
     for i, layer in enumerate(model.encoder):
         hooks.append(layer.register_forward_hook(keep(f"enc{i}")))
@@ -556,23 +345,8 @@ BRANCHES = {
 
 
 def branch_check(model, wav):
-    """SNR of the model output with one group of weights zeroed against the full
-    output: shows that each part of the network reaches the output."""
-    wav = (wav - wav.mean()) / wav.std()
-    with torch.no_grad():
-        ref = model(wav)
-    results = {}
-    for label, select in BRANCHES.items():
-        state = {k: (torch.zeros_like(v) if select(k) else v)
-                 for k, v in model.state_dict().items()}
-        other = HTDemucs(**model._init_args_kwargs[1])
-        other.load_state_dict(state)
-        other.eval()
-        with torch.no_grad():
-            out = other(wav)
-        results[label] = snr_db(ref.numpy(), out.numpy())
-        log(f"  without {label:50s} SNR {results[label]:6.1f} dB")
-    return results
+    """fixturelib.branch_check with the HTDemucs groups."""
+    return _branch_check(model, wav, BRANCHES, 50)
 
 
 # ---------------------------------------------------------------------------
@@ -587,20 +361,9 @@ def main():
 
     torch.set_num_threads(2)
     out = opts.out
-    models_dir = out / "models"
-    audio_dir = out / "audio"
-    expected_dir = out / "expected"
-    debug_dir = out / "debug"
-    for d in (models_dir, audio_dir, expected_dir, debug_dir):
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-
-    tmp = Path(tempfile.mkdtemp(prefix="demucs-fixtures-"))
-    th_repo = tmp / "repo"
-    cli_out = tmp / "separated"
-    th_repo.mkdir()
-    log(f"torch {torch.__version__}, demucs {demucs.__version__}, temp folder {tmp}")
+    models_dir, audio_dir, expected_dir, debug_dir = reset_dirs(
+        out, ("models", "audio", "expected", "debug"))
+    tmp, th_repo, cli_out = make_tmp("demucs-fixtures-")
 
     summary = {"versions": {"torch": torch.__version__, "demucs": demucs.__version__,
                             "numpy": np.__version__, "soundfile": soundfile.__version__,
@@ -615,11 +378,11 @@ def main():
         n_params = sum(p.numel() for p in model.parameters())
         st_path = models_dir / f"{sig}.safetensors"
         th_path = th_repo / f"{sig}.th"
-        save_safetensors(model, st_path)
+        save_safetensors(model, st_path, KLASS)
         save_th(model, th_path)
         log(f"  {name}: sig {sig}, seed {seed}, {n_params:,} parameters, "
             f"{len(model.state_dict())} tensors")
-        check_round_trip(name, model, st_path, th_path)
+        check_round_trip(name, model, st_path, th_path, 22050)  # 0.5 s, padded to 1 s inside
         summary["models"][name] = {"sig": sig, "seed": seed, "parameters": n_params,
                                    "sources": sources}
     for bag, (members, weights) in BAGS.items():
@@ -646,41 +409,14 @@ def main():
 
         case_dir = expected_dir / case
         case_dir.mkdir()
-        case_info = {"stems": {}}
-        for k, stem in enumerate(sources):
-            data, rate = soundfile.read(str(stem_dir / f"{stem}.wav"), dtype="float32",
-                                        always_2d=True)
-            data = data.T                                   # [C, T]
-            peak = float(np.max(np.abs(data)))
-            if peak >= 0.999:
-                raise SystemExit(f"{case}/{stem}: peak {peak:.4f}, the CLI's clamp to "
-                                 "[-1, 1] may have changed the output")
-            diff_in_proc = float(np.max(np.abs(in_proc[k] - data)))
-            flac = case_dir / f"{stem}.flac"
-            bits, q_snr = write_stem_flac(flac, data, rate)
-            case_info["stems"][stem] = {"peak": peak, "quantisation_snr_db": q_snr,
-                                        "bits": bits,
-                                        "max_abs_diff_in_process": diff_in_proc,
-                                        "frames": int(data.shape[1])}
-            log(f"    {stem:7s} max|x| {peak:.4f}  {bits}-bit SNR {q_snr:6.1f} dB  "
-                f"{flac.stat().st_size:7d} bytes  |CLI - in-process| {diff_in_proc:.2e}")
-        summary["cases"][case] = case_info
-        cases_json.append({
-            "case": case,
-            "model": bag,
-            "input": f"audio/{track_name}",
-            "flags": flags,
-            "stems": list(sources),
-            "samplerate": 44100,
-            "frames": int(in_proc.shape[-1]),
-            "peak": {s: round(v["peak"], 6) for s, v in case_info["stems"].items()},
-            "flac_snr_db": {s: round(v["quantisation_snr_db"], 1)
-                            for s, v in case_info["stems"].items()},
-            "command": ["python", "-m", "demucs.separate", "--repo", "REPO", "-n", bag,
-                        "-o", "OUT", "--shifts", "0", "--float32", "--clip-mode", "none",
-                        "-d", "cpu", *flags, f"audio/{track_name}"],
-        })
-    (expected_dir / "cases.json").write_text(json.dumps(cases_json, indent=2) + "\n")
+        info = store_stems(case, stem_dir, case_dir, sources, in_proc)
+        summary["cases"][case] = {"stems": {
+            stem: {"peak": v["peak"], "quantisation_snr_db": v["snr"], "bits": v["bits"],
+                   "max_abs_diff_in_process": v["diff"], "frames": v["frames"]}
+            for stem, v in info.items()}}
+        cases_json.append(case_entry(case, bag, track_name, flags, sources,
+                                     in_proc.shape[-1], info))
+    write_cases(expected_dir / "cases.json", cases_json)
 
     log("== layer dump")
     cut_a, _ = soundfile.read(str(audio_dir / "cut_a.flac"), dtype="float32", always_2d=True)
@@ -698,15 +434,7 @@ def main():
     summary["branch_check"] = branch_check(models["tiny4"], seg)
 
     (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
-    if opts.keep_tmp:
-        log(f"kept {tmp}")
-    else:
-        shutil.rmtree(tmp)
-    for p in sorted(out.rglob("*")):
-        if p.is_file():
-            p.chmod(0o644)
-            log(f"  {p.stat().st_size:9d}  {p.relative_to(out)}")
-    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    total = finish(out, tmp, opts.keep_tmp)
     log(f"== done: {total / 1e6:.2f} MB under {out}")
     return summary
 

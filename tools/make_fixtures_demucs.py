@@ -28,30 +28,23 @@ owns those); it reads the inputs from Tests/Fixtures/audio/. Deterministic: same
 demucs versions, same bytes.
 """
 import argparse
-import inspect
 import json
-import math
-import os
-import shutil
-import struct
-import subprocess
 import sys
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import soundfile
-import sphn
 import torch
-from safetensors.torch import save_file
 
-import demucs
-from demucs.apply import apply_model
-from demucs.audio import convert_audio
-from demucs.demucs import BLSTM, Demucs, LocalState
-from demucs.hf import load_safetensors_model
-from demucs.states import load_model
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixturelib import (  # noqa: E402  (helpers shared by the fixture generators)
+    bag_yaml, branch_check, case_entry, check_init_args, check_round_trip, finish, full_kwargs,
+    in_process_separate, keep_output, log, make_tmp, perturb_, reset_dirs, round_weights_,
+    run_cli, save_safetensors, save_th, store_stems, write_cases, write_safetensors)
+
+import demucs  # noqa: E402
+from demucs.demucs import BLSTM, Demucs, LocalState  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT / "Tests" / "Fixtures"
@@ -60,8 +53,6 @@ AUDIO = FIXTURES / "audio"
 
 KLASS = "demucs.demucs.Demucs"
 SOURCES2 = ["drums", "vocals"]
-WEIGHT_DTYPE = torch.float16
-MIN_STEM_SNR_DB = 80.0
 
 # name -> (constructor overrides on top of the Demucs defaults, seed, signature, extra
 # weight scales {state-dict prefix: factor} applied after the perturbation). Two sources
@@ -97,71 +88,20 @@ CASES = [
 ]
 
 
-def log(*args):
-    print(*args, flush=True)
-
-
-def snr_db(ref, est):
-    ref = np.asarray(ref, dtype=np.float64)
-    est = np.asarray(est, dtype=np.float64)
-    noise = np.sum((ref - est) ** 2)
-    if noise == 0:
-        return math.inf
-    return 10 * math.log10(np.sum(ref ** 2) / noise)
-
-
 # ---------------------------------------------------------------------------
 # Models
 
-def full_kwargs(overrides):
-    """Every Demucs constructor argument, as a training run passes them."""
-    sig = inspect.signature(Demucs.__init__)
-    kwargs = {}
-    for name, param in sig.parameters.items():
-        if name == "self":
-            continue
-        default = param.default
-        kwargs[name] = list(default) if isinstance(default, list) else default
-    kwargs.update(overrides)
-    kwargs["sources"] = list(kwargs["sources"])
-    return kwargs
-
-
-def perturb_(model, seed):
-    """Make every weight matter: LayerScales (init 1e-4) set to uniform 0.2..0.8; constant
-    tensors (GroupNorm weight 1 / bias 0, LocalState query_decay bias -2) get N(0, 0.1)
-    noise, every other tensor noise of 2% of its own std; the biases of the convolutions
-    scaled by 0.1 (with rescale, the conv weights are small and their biases would
-    otherwise dominate)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        state = model.state_dict()
-        for name, tensor in state.items():
-            if not tensor.is_floating_point():
-                continue
-            noise = torch.randn(tensor.shape, generator=gen)
-            if name.endswith(".scale"):
-                tensor.copy_(0.2 + 0.6 * torch.rand(tensor.shape, generator=gen))
-            elif tensor.numel() > 1 and float(tensor.std()) > 0:
-                tensor.add_(0.02 * float(tensor.std()) * noise)
-            else:
-                tensor.add_(0.1 * noise)
-        for name, tensor in state.items():
-            if name.endswith(".bias") and tensor.dim() == 1 and ".lstm." not in name \
-                    and not is_norm(model, name):
-                tensor.mul_(0.1)
+def scale_bias(model, name, tensor):
+    """Which biases perturb_ scales by 0.1: those of the convolutions (with rescale, the conv
+    weights are small and their biases would otherwise dominate), not the LSTMs' or the
+    GroupNorms'. Everything else as in fixturelib.perturb_ (LayerScales 0.2..0.8, N(0, 0.1)
+    on constant tensors such as LocalState's query_decay bias, 2% noise on the rest)."""
+    return tensor.dim() == 1 and ".lstm." not in name and not is_norm(model, name)
 
 
 def is_norm(model, name):
     module = model.get_submodule(name.rsplit(".", 1)[0])
     return isinstance(module, torch.nn.GroupNorm)
-
-
-def round_(model):
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.to(WEIGHT_DTYPE).to(tensor.dtype))
 
 
 # Peak of the network output (normalised units) on the first second of cut_a that the
@@ -171,9 +111,9 @@ OUTPUT_PEAK = 3.0
 
 def build_model(overrides, seed, scales):
     torch.manual_seed(seed)
-    kwargs = full_kwargs(overrides)
+    kwargs = full_kwargs(Demucs, overrides["sources"], overrides)
     model = Demucs(**kwargs)
-    perturb_(model, seed + 7919)
+    perturb_(model, seed + 7919, scale_bias)
     with torch.no_grad():
         state = model.state_dict()
         for prefix, factor in scales.items():
@@ -189,117 +129,10 @@ def build_model(overrides, seed, scales):
         assert isinstance(last, torch.nn.ConvTranspose1d)
         last.weight.mul_(OUTPUT_PEAK / peak)
         last.bias.mul_(OUTPUT_PEAK / peak)
-    round_(model)
+    round_weights_(model)
     model.eval()
-    args, recorded = model._init_args_kwargs
-    assert list(args) == [] and recorded == kwargs
+    check_init_args(model, kwargs)
     return model
-
-
-def encode_json(value):
-    def default(obj):
-        if isinstance(obj, Fraction):
-            return {"_type": "fraction", "numerator": obj.numerator,
-                    "denominator": obj.denominator}
-        raise TypeError(f"cannot encode {obj!r}")
-    return json.dumps(value, default=default)
-
-
-def plain_state(model):
-    state = {}
-    for k, v in model.state_dict().items():
-        stored = v.detach().to(WEIGHT_DTYPE).contiguous().clone()
-        assert torch.equal(stored.to(v.dtype), v), k
-        state[k] = stored
-    return state
-
-
-def write_safetensors(path, tensors, metadata):
-    """save_file, then the JSON header rewritten in a fixed key order (reproducible bytes)."""
-    save_file(tensors, str(path), metadata=metadata)
-    raw = Path(path).read_bytes()
-    (size,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + size])
-    data = raw[8 + size:]
-    ordered = {"__metadata__": dict(sorted(header.pop("__metadata__").items()))}
-    ordered.update(sorted(header.items()))
-    text = json.dumps(ordered, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    Path(path).write_bytes(struct.pack("<Q", len(text)) + text + data)
-
-
-def save_safetensors(model, path):
-    args, kwargs = model._init_args_kwargs
-    write_safetensors(path, plain_state(model), {
-        "klass": KLASS, "args": encode_json(list(args)), "kwargs": encode_json(kwargs)})
-
-
-def save_th(model, path):
-    args, kwargs = model._init_args_kwargs
-    torch.save({"klass": Demucs, "args": list(args), "kwargs": dict(kwargs),
-                "state": plain_state(model)}, str(path))
-
-
-def check_round_trip(name, model, st_path, th_path):
-    gen = torch.Generator().manual_seed(77)
-    x = 0.1 * torch.randn(1, 2, 20000, generator=gen)
-    with torch.no_grad():
-        ref = model(x)
-        from_st = load_safetensors_model(st_path).eval()(x)
-        from_th = load_model(th_path).eval()(x)
-    same_st, same_th = torch.equal(ref, from_st), torch.equal(ref, from_th)
-    log(f"  round trip {name}: safetensors identical={same_st}, .th identical={same_th}")
-    if not (same_st and same_th):
-        raise SystemExit(f"round trip failed for {name}")
-
-
-# ---------------------------------------------------------------------------
-# Expected outputs
-
-def run_cli(repo, name, track, out_dir, flags):
-    cmd = [sys.executable, "-m", "demucs.separate", "--repo", str(repo), "-n", name,
-           "-o", str(out_dir), "--shifts", "0", "--float32", "--clip-mode", "none",
-           "-d", "cpu", *flags, str(track)]
-    log("  $ " + " ".join(cmd))
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "2")
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"demucs.separate failed with status {proc.returncode}")
-    return out_dir / name / track.stem, cmd
-
-
-def write_stem_flac(path, data, rate):
-    """24-bit FLAC rounded to the fewest significant bits keeping MIN_STEM_SNR_DB (the low
-    bits are zero, which FLAC stores for free). Returns (bits, SNR of the file as read)."""
-    exact = np.asarray(data, np.float64)
-    for bits in range(16, 25):
-        scale = float(2 ** (bits - 1))
-        ints = np.round(exact * scale)
-        if snr_db(exact, ints / scale) >= MIN_STEM_SNR_DB:
-            break
-    else:
-        raise SystemExit(f"{path}: 24 bits give less than {MIN_STEM_SNR_DB} dB")
-    assert np.max(np.abs(ints)) < scale
-    ints32 = (ints.astype(np.int64) << (32 - bits)).astype(np.int32)
-    soundfile.write(str(path), np.ascontiguousarray(ints32.T), rate, format="FLAC",
-                    subtype="PCM_24", compression_level=1.0)
-    back, back_rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-    assert back_rate == rate and np.array_equal(back.T, ints / scale), path
-    return bits, snr_db(exact, back.T)
-
-
-def in_process_separate(model, track):
-    data, sr = sphn.read(str(track))
-    wav = convert_audio(torch.from_numpy(np.asarray(data, np.float32)), int(sr),
-                        model.samplerate, model.audio_channels)
-    ref = wav.mean(0)
-    mean = ref.mean()
-    std = ref.std() + 1e-8
-    out = apply_model(model, ((wav - mean) / std)[None], shifts=0, split=True,
-                      overlap=0.25, device="cpu")
-    return (out * std + mean)[0]
 
 
 # ---------------------------------------------------------------------------
@@ -311,11 +144,7 @@ def dump_layers(model, wav, path):
     `slices` says which); `input` stays whole (float16-exact values, stored F16)."""
     captured = {}
     hooks = []
-
-    def keep(name):
-        def hook(module, inputs, output):
-            captured[name] = output.detach().clone()
-        return hook
+    keep = lambda name: keep_output(captured, name)  # noqa: E731
 
     for i, layer in enumerate(model.encoder):
         hooks.append(layer.register_forward_hook(keep(f"enc{i}")))
@@ -410,24 +239,6 @@ def branches(model):
     return {label: sel for label, sel in out.items() if any(sel(k) for k in names)}
 
 
-def branch_check(model, wav):
-    wav = (wav - wav.mean()) / wav.std()
-    with torch.no_grad():
-        ref = model(wav)
-    results = {}
-    for label, select in branches(model).items():
-        state = {k: (torch.zeros_like(v) if select(k) else v)
-                 for k, v in model.state_dict().items()}
-        other = Demucs(**model._init_args_kwargs[1])
-        other.load_state_dict(state)
-        other.eval()
-        with torch.no_grad():
-            out = other(wav)
-        results[label] = snr_db(ref.numpy(), out.numpy())
-        log(f"    without {label:45s} SNR {results[label]:6.1f} dB")
-    return results
-
-
 # ---------------------------------------------------------------------------
 
 def main():
@@ -438,15 +249,8 @@ def main():
     torch.set_num_threads(2)
 
     out = opts.out
-    models_dir, expected_dir, debug_dir = out / "models", out / "expected", out / "debug"
-    for d in (models_dir, expected_dir, debug_dir):
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-    tmp = Path(tempfile.mkdtemp(prefix="demucs-wav-fixtures-"))
-    th_repo, cli_out = tmp / "repo", tmp / "separated"
-    th_repo.mkdir()
-    log(f"torch {torch.__version__}, demucs {demucs.__version__}, temp folder {tmp}")
+    models_dir, expected_dir, debug_dir = reset_dirs(out, ("models", "expected", "debug"))
+    tmp, th_repo, cli_out = make_tmp("demucs-wav-fixtures-")
 
     log("== models")
     models = {}
@@ -454,14 +258,14 @@ def main():
         model = build_model(overrides, seed, scales)
         models[name] = model
         st_path, th_path = models_dir / f"{sig}.safetensors", th_repo / f"{sig}.th"
-        save_safetensors(model, st_path)
+        save_safetensors(model, st_path, KLASS)
         save_th(model, th_path)
         for repo in (models_dir, th_repo):
-            (repo / f"{name}.yaml").write_text(f"models: ['{sig}']\n")
+            (repo / f"{name}.yaml").write_text(bag_yaml([sig], None))
         n_params = sum(p.numel() for p in model.parameters())
         log(f"  {name}: sig {sig}, seed {seed}, {n_params:,} parameters, "
             f"{len(model.state_dict())} tensors, {st_path.stat().st_size:,} bytes")
-        check_round_trip(name, model, st_path, th_path)
+        check_round_trip(name, model, st_path, th_path, 20000)
 
     log("== expected outputs (demucs CLI)")
     cases_json = []
@@ -469,32 +273,13 @@ def main():
         track = AUDIO / track_name
         stem_dir, _ = run_cli(th_repo, name, track, cli_out, flags)
         model = models[name]
-        in_proc = in_process_separate(model, track).numpy()
+        in_proc = in_process_separate(model, track, 0.25).numpy()
         case_dir = expected_dir / case
         case_dir.mkdir()
-        peaks, snrs = {}, {}
-        for k, stem in enumerate(model.sources):
-            data, rate = soundfile.read(str(stem_dir / f"{stem}.wav"), dtype="float32",
-                                        always_2d=True)
-            data = data.T
-            peak = float(np.max(np.abs(data)))
-            if peak >= 0.999:
-                raise SystemExit(f"{case}/{stem}: peak {peak:.4f}, the clamp may have acted")
-            diff = float(np.max(np.abs(in_proc[k] - data)))
-            flac = case_dir / f"{stem}.flac"
-            bits, q_snr = write_stem_flac(flac, data, rate)
-            peaks[stem], snrs[stem] = round(peak, 6), round(q_snr, 1)
-            log(f"    {stem:7s} max|x| {peak:.4f}  {bits}-bit SNR {q_snr:6.1f} dB  "
-                f"{flac.stat().st_size:7d} bytes  |CLI - in-process| {diff:.2e}")
-        cases_json.append({
-            "case": case, "model": name, "input": f"audio/{track_name}", "flags": flags,
-            "stems": list(model.sources), "samplerate": 44100,
-            "frames": int(in_proc.shape[-1]), "peak": peaks, "flac_snr_db": snrs,
-            "command": ["python", "-m", "demucs.separate", "--repo", "REPO", "-n", name,
-                        "-o", "OUT", "--shifts", "0", "--float32", "--clip-mode", "none",
-                        "-d", "cpu", *flags, f"audio/{track_name}"],
-        })
-    (expected_dir / "cases.json").write_text(json.dumps(cases_json, indent=2) + "\n")
+        info = store_stems(case, stem_dir, case_dir, model.sources, in_proc)
+        cases_json.append(case_entry(case, name, track_name, flags, model.sources,
+                                     in_proc.shape[-1], info))
+    write_cases(expected_dir / "cases.json", cases_json)
 
     log("== debug dumps")
     cut_a, _ = soundfile.read(str(AUDIO / "cut_a.flac"), dtype="float32", always_2d=True)
@@ -512,18 +297,9 @@ def main():
     seg1 = torch.from_numpy(np.ascontiguousarray(cut_a.T[:, :44100]))[None]
     for name, model in models.items():
         log(f"  {name}")
-        branch_check(model, seg1)
+        branch_check(model, seg1, branches(model), 45, indent="    ")
 
-    if opts.keep_tmp:
-        log(f"kept {tmp}")
-    else:
-        shutil.rmtree(tmp)
-    total = 0
-    for p in sorted(out.rglob("*")):
-        if p.is_file():
-            p.chmod(0o644)
-            total += p.stat().st_size
-            log(f"  {p.stat().st_size:9d}  {p.relative_to(out)}")
+    total = finish(out, tmp, opts.keep_tmp)
     log(f"== done: {total / 1e6:.3f} MB under {out}")
 
 

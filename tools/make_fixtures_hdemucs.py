@@ -24,30 +24,27 @@ CI never runs this; the outputs are committed. Everything is seeded.
 import argparse
 import copy
 import hashlib
-import inspect
 import json
-import os
-import shutil
 import sys
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
 from safetensors import safe_open
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_fixtures import (  # noqa: E402  (helpers shared with the HTDemucs fixtures)
-    NORM_PARAM, WEIGHT_DTYPE, bag_yaml, encode_json, in_process_separate, log, plain_state,
-    run_cli, snr_db, write_safetensors, write_stem_flac)
+from fixturelib import (  # noqa: E402  (helpers shared by the fixture generators)
+    NORM_PARAM, WEIGHT_DTYPE, bag_yaml, branch_check as _branch_check, case_entry,
+    check_init_args, check_round_trip, finish, full_kwargs, in_process_separate, keep_output,
+    log, make_tmp, reset_dirs, round_weights_, run_cli, save_safetensors, save_th, snr_db,
+    store_stems, write_cases, write_safetensors)
+from fixturelib import perturb_ as _perturb_  # noqa: E402
 
 import demucs  # noqa: E402
 from demucs.apply import BagOfModels  # noqa: E402
 from demucs.hdemucs import HDemucs  # noqa: E402
 from demucs.hf import load_safetensors_model  # noqa: E402
-from demucs.states import load_model  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT / "Tests" / "Fixtures"
@@ -125,43 +122,16 @@ CASES = [
 # ---------------------------------------------------------------------------
 # Models
 
-def full_kwargs(sources, arch):
-    """Every HDemucs constructor argument, as a training run passes them."""
-    sig = inspect.signature(HDemucs.__init__)
-    kwargs = {"sources": list(sources)}
-    for name, param in sig.parameters.items():
-        if name in ("self", "sources"):
-            continue
-        default = param.default
-        if isinstance(default, list):
-            default = list(default)
-        kwargs[name] = default
-    kwargs.update(arch)
-    return kwargs
-
-
 def perturb_(model, seed):
-    """As make_fixtures.perturb_: LayerScales uniform 0.2..0.8, N(0, 0.1) on constant tensors,
-    2% noise on the rest, conv biases outside the norms scaled by 0.1, and the outermost
-    spectrogram decoder's transposed conv scaled by 4 so that both branches weigh about the same
-    in the output (for a spectrogram-only model this changes nothing but the output scale)."""
-    gen = torch.Generator().manual_seed(seed)
+    """fixturelib.perturb_ (LayerScales uniform 0.2..0.8, N(0, 0.1) on constant tensors, 2%
+    noise on the rest) with the conv biases outside the norms and LSTMs scaled by 0.1, and the
+    outermost spectrogram decoder's transposed conv scaled by 4 so that both branches weigh
+    about the same in the output (for a spectrogram-only model this changes nothing but the
+    output scale)."""
+    _perturb_(model, seed, lambda model, name, tensor: not NORM_PARAM.search(name)
+              and ".lstm." not in name)
     with torch.no_grad():
-        state = model.state_dict()
-        for name, tensor in state.items():
-            if not tensor.is_floating_point():
-                continue
-            noise = torch.randn(tensor.shape, generator=gen)
-            if name.endswith(".scale"):
-                tensor.copy_(0.2 + 0.6 * torch.rand(tensor.shape, generator=gen))
-            elif tensor.numel() > 1 and float(tensor.std()) > 0:
-                tensor.add_(0.02 * float(tensor.std()) * noise)
-            else:
-                tensor.add_(0.1 * noise)
-        for name, tensor in state.items():
-            if name.endswith(".bias") and not NORM_PARAM.search(name) and ".lstm." not in name:
-                tensor.mul_(0.1)
-        state[f"decoder.{len(model.decoder) - 1}.conv_tr.weight"].mul_(4.0)
+        model.state_dict()[f"decoder.{len(model.decoder) - 1}.conv_tr.weight"].mul_(4.0)
 
 
 def probe_input():
@@ -191,44 +161,15 @@ def scale_output_(model, target_peak=2.4):
 
 def build_model(sources, arch, seed):
     torch.manual_seed(seed)
-    kwargs = full_kwargs(sources, arch)
+    kwargs = full_kwargs(HDemucs, sources, arch)
     model = HDemucs(**kwargs)
     perturb_(model, seed + 7919)
     model.eval()
     scale_output_(model)
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.to(WEIGHT_DTYPE).to(tensor.dtype))
+    round_weights_(model)
     model.eval()
-    args, recorded = model._init_args_kwargs
-    assert list(args) == [] and recorded == kwargs
+    check_init_args(model, kwargs)
     return model
-
-
-def save_safetensors(model, path):
-    args, kwargs = model._init_args_kwargs
-    metadata = {"klass": KLASS, "args": encode_json(list(args)), "kwargs": encode_json(kwargs)}
-    write_safetensors(path, plain_state(model), metadata)
-
-
-def save_th(model, path):
-    args, kwargs = model._init_args_kwargs
-    torch.save({"klass": HDemucs, "args": list(args), "kwargs": dict(kwargs),
-                "state": plain_state(model)}, str(path))
-
-
-def check_round_trip(name, model, st_path, th_path):
-    gen = torch.Generator().manual_seed(77)
-    x = 0.1 * torch.randn(1, model.audio_channels, 30000, generator=gen)
-    with torch.no_grad():
-        ref = model(x)
-        from_st = load_safetensors_model(st_path).eval()(x)
-        from_th = load_model(th_path).eval()(x)
-    same_st, same_th = torch.equal(ref, from_st), torch.equal(ref, from_th)
-    log(f"  round trip {name}: safetensors identical={same_st}, .th identical={same_th}")
-    if not (same_st and same_th):
-        raise SystemExit(f"round trip failed for {name}")
 
 
 def tiny4_model():
@@ -245,13 +186,7 @@ def dump_forward(model, wav, path, name, layers):
     tensors are cut along their last axis (`slices` in the metadata says how)."""
     captured = {}
     hooks = []
-
-    def keep(key):
-        def hook(module, inputs, output):
-            if isinstance(output, tuple):
-                output = output[0]
-            captured[key] = output.detach().clone()
-        return hook
+    keep = lambda key: keep_output(captured, key)  # noqa: E731
 
     if layers:
         for prefix, modules in (("enc", model.encoder), ("dec", model.decoder),
@@ -317,23 +252,8 @@ def branch_groups(model):
 
 
 def branch_check(model, wav):
-    wav = (wav - wav.mean()) / wav.std()
-    with torch.no_grad():
-        ref = model(wav)
-    results = {}
-    for label, select in branch_groups(model).items():
-        state = model.state_dict()
-        if not any(select(k) for k in state):
-            continue
-        state = {k: (torch.zeros_like(v) if select(k) else v) for k, v in state.items()}
-        other = HDemucs(**model._init_args_kwargs[1])
-        other.load_state_dict(state)
-        other.eval()
-        with torch.no_grad():
-            out = other(wav)
-        results[label] = snr_db(ref.numpy(), out.numpy())
-        log(f"  without {label:58s} SNR {results[label]:6.1f} dB")
-    return results
+    """fixturelib.branch_check with the HDemucs groups."""
+    return _branch_check(model, wav, branch_groups(model), 58)
 
 
 # ---------------------------------------------------------------------------
@@ -346,16 +266,9 @@ def main():
 
     torch.set_num_threads(2)
     out = opts.out
-    models_dir, expected_dir, debug_dir = out / "models", out / "expected", out / "debug"
-    for d in (models_dir, expected_dir, debug_dir):
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
+    models_dir, expected_dir, debug_dir = reset_dirs(out, ("models", "expected", "debug"))
     audio_dir = FIXTURES / "audio"
-    tmp = Path(tempfile.mkdtemp(prefix="demucs-hdemucs-fixtures-"))
-    th_repo, cli_out = tmp / "repo", tmp / "separated"
-    th_repo.mkdir()
-    log(f"torch {torch.__version__}, demucs {demucs.__version__}, temp folder {tmp}")
+    tmp, th_repo, cli_out = make_tmp("demucs-hdemucs-fixtures-")
 
     log("== models")
     models = {}
@@ -364,11 +277,11 @@ def main():
         models[name] = model
         n_params = sum(p.numel() for p in model.parameters())
         st_path, th_path = models_dir / f"{sig}.safetensors", th_repo / f"{sig}.th"
-        save_safetensors(model, st_path)
+        save_safetensors(model, st_path, KLASS)
         save_th(model, th_path)
         log(f"  {name}: sig {sig}, seed {seed}, {n_params:,} parameters, "
             f"{len(model.state_dict())} tensors, {st_path.stat().st_size:,} bytes")
-        check_round_trip(name, model, st_path, th_path)
+        check_round_trip(name, model, st_path, th_path, 30000)
 
     # tiny4 (HTDemucs) for the mixed bag: a symlink to the committed file, and a .th for the CLI.
     tiny4 = tiny4_model()
@@ -403,7 +316,7 @@ def main():
         if len(members) == 1 and segment is None:
             ref_model = models[members[0]]
         else:
-                # BagOfModels sets the segment on its models in place: give it copies.
+            # BagOfModels sets the segment on its models in place: give it copies.
             ref_model = BagOfModels([copy.deepcopy(models[m]) for m in members], weights, segment)
         in_proc = in_process_separate(ref_model, track, 0.25).numpy()
         sources = list(ref_model.sources)
@@ -421,32 +334,11 @@ def main():
                 sources = [stem]
         case_dir = expected_dir / case
         case_dir.mkdir()
-        info = {}
-        for k, stem in enumerate(sources):
-            data, rate = soundfile.read(str(stem_dir / f"{stem}.wav"), dtype="float32",
-                                        always_2d=True)
-            data = data.T
-            peak = float(np.max(np.abs(data)))
-            if peak >= 0.999:
-                raise SystemExit(f"{case}/{stem}: peak {peak:.4f}, the CLI's clamp may have acted")
-            diff = float(np.max(np.abs(in_proc[k] - data)))
-            flac = case_dir / f"{stem}.flac"
-            bits, q_snr = write_stem_flac(flac, data, rate)
-            info[stem] = {"peak": peak, "snr": q_snr}
-            log(f"    {stem:9s} max|x| {peak:.4f}  {bits}-bit SNR {q_snr:6.1f} dB  "
-                f"{flac.stat().st_size:7d} bytes  |CLI - in-process| {diff:.2e}")
-            if diff > 1e-5:
-                raise SystemExit(f"{case}/{stem}: the CLI and the in-memory model differ ({diff})")
-        cases_json.append({
-            "case": case, "model": bag, "input": f"audio/{track_name}", "flags": flags,
-            "stems": sources, "samplerate": 44100, "frames": int(in_proc.shape[-1]),
-            "peak": {s: round(v["peak"], 6) for s, v in info.items()},
-            "flac_snr_db": {s: round(v["snr"], 1) for s, v in info.items()},
-            "command": ["python", "-m", "demucs.separate", "--repo", "REPO", "-n", bag, "-o", "OUT",
-                        "--shifts", "0", "--float32", "--clip-mode", "none", "-d", "cpu", *flags,
-                        f"audio/{track_name}"],
-        })
-    (expected_dir / "cases.json").write_text(json.dumps(cases_json, indent=2) + "\n")
+        info = store_stems(case, stem_dir, case_dir, sources, in_proc, stem_width=9,
+                           max_diff=1e-5)
+        cases_json.append(case_entry(case, bag, track_name, flags, sources, in_proc.shape[-1],
+                                     info))
+    write_cases(expected_dir / "cases.json", cases_json)
 
     log("== what the bag's segment changes")
     with torch.no_grad():
@@ -470,16 +362,7 @@ def main():
         log(f"== branch check ({name})")
         branch_check(models[name], wav)
 
-    if opts.keep_tmp:
-        log(f"kept {tmp}")
-    else:
-        shutil.rmtree(tmp)
-    total = 0
-    for p in sorted(out.rglob("*")):
-        if p.is_file() and not p.is_symlink():
-            p.chmod(0o644)
-            total += p.stat().st_size
-            log(f"  {p.stat().st_size:9d}  {p.relative_to(out)}")
+    total = finish(out, tmp, opts.keep_tmp, skip_symlinks=True)
     log(f"== done: {total / 1e6:.3f} MB under {out} (the tiny4 symlink not counted)")
 
 
