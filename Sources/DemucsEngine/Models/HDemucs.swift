@@ -15,12 +15,12 @@ import Foundation
 /// reproduces the zero padding of some MDX-challenge models.
 public struct HDemucs: SeparationModel {
     let config: HDemucsConfig
-    let encoder: [HEncLayer]
-    let decoder: [HDecLayer]
-    let tencoder: [HEncLayer]
-    let tdecoder: [HDecLayer]
-    let freqEmbedding: Tensor?
+    let unet: HybridUNet
     let spectrogram: HDemucsSpectrogram
+
+    var encoder: [HEncLayer] { unet.encoder }
+    var tencoder: [HEncLayer] { unet.tencoder }
+    var tdecoder: [HDecLayer] { unet.tdecoder }
 
     public var sources: [String] { config.sources }
     public var samplerate: Int { config.samplerate }
@@ -71,11 +71,7 @@ public struct HDemucs: SeparationModel {
                 normGroups: c.normGroups, rewrite: c.rewrite, dconv: c.dconvMode & 1 != 0,
                 dconvDepth: c.dconvDepth, dconvCompress: c.dconvComp, context: c.contextEnc,
                 dconvLstm: index >= c.dconvLstm, dconvAttn: index >= c.dconvAttn)
-            var ot = o
-            ot.freq = false
-            ot.kernel = c.kernelSize
-            ot.stride = c.stride
-            ot.pad = true
+            var ot = o.timeBranch(kernel: c.kernelSize, stride: c.stride)
             if lastFreq {
                 choutZ = max(chout, choutZ)
                 chout = choutZ
@@ -89,10 +85,8 @@ public struct HDemucs: SeparationModel {
                 chin = c.audioChannels * c.sources.count
                 chinZ = chin * 2
             }
-            o.dconv = c.dconvMode & 2 != 0
-            o.context = c.context
-            ot.dconv = o.dconv
-            ot.context = c.context
+            o = o.decoder(c)
+            ot = ot.decoder(c)
             // Decoder layers are stored innermost first (demucs inserts each at the front); the
             // waveform decoder holds only the layers before the merge.
             decoder.insert(try HDecLayer(w.scoped("decoder.\(c.depth - 1 - index)"), cin: choutZ, cout: chinZ,
@@ -109,20 +103,14 @@ public struct HDemucs: SeparationModel {
                 freqs = freqs <= c.kernelSize ? 1 : freqs / c.stride
             }
             if index == 0 && c.freqEmb != 0 {
-                let e = try w.take("freq_emb.embedding.weight", [freqs, chinZ])
-                // ScaledEmbedding multiplies by its scale; the model then by freq_emb.
-                let factor = Float(c.embScale)
-                freqEmbedding = Tensor(shape: e.shape, data: e.data.map { $0 * factor })
+                freqEmbedding = try HybridUNet.frequencyEmbedding(w, freqs: freqs, channels: chinZ, scale: c.embScale)
             }
         }
         if c.hybrid && tencoder.last?.empty != true {
             throw EngineError(.unsupportedModel, "model file \(weights.source): HDemucs with nfft \(c.nfft), depth \(c.depth), kernel_size \(c.kernelSize) never merges its waveform branch into the spectrogram branch (the frequency axis is not down to one bin after \(c.depth) layers); demucs itself cannot run such a model")
         }
-        self.encoder = encoder
-        self.decoder = decoder
-        self.tencoder = tencoder
-        self.tdecoder = tdecoder
-        self.freqEmbedding = freqEmbedding
+        unet = HybridUNet(encoder: encoder, decoder: decoder, tencoder: tencoder, tdecoder: tdecoder,
+                          freqEmbedding: freqEmbedding, freqEmb: Float(c.freqEmb))
         spectrogram = HDemucsSpectrogram(nfft: c.nfft, mode: c.hybrid ? (c.hybridOld ? .hybridOld : .hybrid) : .plain)
     }
 
@@ -141,101 +129,34 @@ public struct HDemucs: SeparationModel {
             throw EngineError(.invalidArgument, "the model takes \(config.audioChannels) channels, the input has \(channels)")
         }
         let z = try spectrogram.spec(mix)
-        let fq = z.freqs, frames = z.frames
-        // Complex as channels: channel 2c is the real part of audio channel c, 2c+1 the imaginary.
-        var x = Tensor(zeros: [channels * 2, fq, frames])
-        let plane = fq * frames
-        for c in 0..<channels {
-            x.data.replaceSubrange((2 * c * plane)..<((2 * c + 1) * plane), with: z.re[(c * plane)..<((c + 1) * plane)])
-            x.data.replaceSubrange(((2 * c + 1) * plane)..<((2 * c + 2) * plane), with: z.im[(c * plane)..<((c + 1) * plane)])
-        }
+        var x = HybridCore.complexAsChannels(z)
         trace?("spec_cac", x)
-        let (mean, std) = x.data.withUnsafeBufferPointer { Normalization.meanStd($0) }
-        for i in 0..<x.count { x.data[i] = (x.data[i] - mean) / (1e-5 + std) }
-
+        let stats = HybridStats.normalize(&x)
         var xt = mix
-        var meanT: Float = 0, stdT: Float = 1
+        var statsT = HybridStats()
         if config.hybrid {
-            (meanT, stdT) = xt.data.withUnsafeBufferPointer { Normalization.meanStd($0) }
-            for i in 0..<xt.count { xt.data[i] = (xt.data[i] - meanT) / (1e-5 + stdT) }
+            statsT = HybridStats.normalize(&xt)
         }
 
-        var saved: [Tensor] = [], savedT: [Tensor] = []
-        var lengths: [Int] = [], lengthsT: [Int] = []
-        for (idx, encode) in encoder.enumerated() {
-            lengths.append(x.shape[x.rank - 1])
-            var inject: Tensor?
-            if config.hybrid && idx < tencoder.count {
-                lengthsT.append(xt.shape[xt.rank - 1])
-                let tenc = tencoder[idx]
-                xt = tenc(xt)
-                trace?("tenc\(idx)", xt)
-                if !tenc.empty { savedT.append(xt) } else { inject = xt }
-            }
-            x = encode(x, inject: inject)
-            trace?("enc\(idx)", x)
-            if idx == 0, let emb = freqEmbedding {
-                // x[c, f, t] += freq_emb * emb[f, c]
-                let c = x.shape[0], f = x.shape[1], t = x.shape[2]
-                let scale = Float(config.freqEmb)
-                x.data.withUnsafeMutableBufferPointer { xs in
-                    for ch in 0..<c {
-                        for fr in 0..<f {
-                            let v = scale * emb.data[fr * c + ch]
-                            let base = (ch * f + fr) * t
-                            for i in 0..<t { xs[base + i] += v }
-                        }
-                    }
-                }
-            }
-            saved.append(x)
-        }
+        var skips = unet.encode(&x, &xt, trace: trace)
         // The decoders start from zeros: the signal comes through the skip connections.
         x = Tensor(zeros: x.shape)
         xt = Tensor(zeros: x.shape)
-        let offset = decoder.count - tdecoder.count
-        for (idx, decode) in decoder.enumerated() {
-            let skip = saved.removeLast()
-            let (out, pre) = decode(x, skip: skip, length: lengths.removeLast())
-            x = out
-            trace?("dec\(idx)", x)
-            if config.hybrid && idx >= offset {
-                let tdec = tdecoder[idx - offset]
-                let lengthT = lengthsT.removeLast()
-                if tdec.empty {
-                    guard pre.rank == 3, pre.shape[1] == 1 else {
-                        throw EngineError(.invalidArgument, "HDemucs: the spectrogram branch has \(pre.shape) where the branches split, expected one frequency bin")
-                    }
-                    xt = tdec(pre.reshaped([pre.shape[0], pre.shape[2]]), skip: nil, length: lengthT).0
-                } else {
-                    xt = tdec(xt, skip: savedT.removeLast(), length: lengthT).0
-                }
-                trace?("tdec\(idx - offset)", xt)
-            }
-        }
+        try unet.decode(&x, &xt, skips: &skips, model: "HDemucs", trace: trace)
         let sources = config.sources.count
-        guard x.count == sources * channels * 2 * plane else {
-            throw EngineError(.invalidArgument, "HDemucs: the spectrogram decoder gave \(x.shape), expected \([sources * channels * 2, fq, frames])")
+        guard x.count == sources * channels * 2 * z.freqs * z.frames else {
+            throw EngineError(.invalidArgument, "HDemucs: the spectrogram decoder gave \(x.shape), expected \([sources * channels * 2, z.freqs, z.frames])")
         }
-        // x: [S * C * 2, fq, frames] → complex spectrogram [S * C, fq, frames], denormalised.
-        var zout = Spectrogram(channels: sources * channels, freqs: fq, frames: frames)
-        for sc in 0..<(sources * channels) {
-            for i in 0..<plane {
-                zout.re[sc * plane + i] = x.data[(2 * sc) * plane + i] * std + mean
-                zout.im[sc * plane + i] = x.data[(2 * sc + 1) * plane + i] * std + mean
-            }
-        }
+        let zout = HybridCore.spectrogram(x, channels: sources * channels, freqs: z.freqs, frames: z.frames, stats: stats)
         let spec = spectrogram.ispec(zout, length: length)
-        var out = Tensor(shape: [sources, channels, length], data: spec)
-        if config.hybrid {
-            guard xt.count == sources * channels * length else {
-                throw EngineError(.invalidArgument, "HDemucs: the waveform decoder gave \(xt.shape), expected \([sources * channels, length])")
-            }
-            for i in 0..<out.count {
-                out.data[i] = (xt.data[i] * stdT + meanT) + spec[i]
-            }
+        guard config.hybrid else {
+            return Tensor(shape: [sources, channels, length], data: spec)
         }
-        return out
+        guard xt.count == sources * channels * length else {
+            throw EngineError(.invalidArgument, "HDemucs: the waveform decoder gave \(xt.shape), expected \([sources * channels, length])")
+        }
+        return HybridCore.sum(waveform: xt, stats: statsT, spec: spec, sources: sources, channels: channels,
+                              length: length, keep: length)
     }
 }
 

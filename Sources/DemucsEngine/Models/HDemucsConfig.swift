@@ -8,8 +8,8 @@
 /// `cac=false` (magnitude masking / Wiener filtering), `multi_freqs` (frequency bands with their
 /// own weights, `MultiWrap`) and, until the DConv branch has them, LSTM or local attention in the
 /// DConv branches of the layers that `dconv_lstm` / `dconv_attn` select.
-struct HDemucsConfig: Sendable {
-    var sources: [String]
+struct HDemucsConfig: HybridConfig, Sendable {
+    var sources: [String] = []
     var audioChannels = 2
     var channels = 48
     var channelsTime: Int?
@@ -38,12 +38,7 @@ struct HDemucsConfig: Sendable {
 
     init(_ a: inout ModelArguments) throws {
         let model = "model file \(a.source): HDemucs"
-        sources = try a.strings("sources")
-        audioChannels = try a.int("audio_channels", audioChannels)
-        channels = try a.int("channels", channels)
-        channelsTime = try a.optionalInt("channels_time")
-        growth = try a.double("growth", growth)
-        nfft = try a.int("nfft", nfft)
+        try readShape(&a)
         let wienerIters = try a.int("wiener_iters", 0)
         let endIters = try a.int("end_iters", 0)
         let cac = try a.bool("cac", true)
@@ -69,13 +64,7 @@ struct HDemucsConfig: Sendable {
         kernelSize = try a.int("kernel_size", kernelSize)
         stride = try a.int("stride", stride)
         timeStride = try a.int("time_stride", timeStride)
-        context = try a.int("context", context)
-        contextEnc = try a.int("context_enc", contextEnc)
-        normStarts = try a.int("norm_starts", normStarts)
-        normGroups = try a.int("norm_groups", normGroups)
-        dconvMode = try a.int("dconv_mode", dconvMode)
-        dconvDepth = try a.int("dconv_depth", dconvDepth)
-        dconvComp = try a.double("dconv_comp", dconvComp)
+        try readLayerOptions(&a)
         dconvAttn = try a.int("dconv_attn", dconvAttn)
         dconvLstm = try a.int("dconv_lstm", dconvLstm)
         samplerate = try a.int("samplerate", samplerate)

@@ -8,17 +8,17 @@ import Foundation
 /// back into a waveform with the inverse STFT and added to the waveform branch's output.
 public struct HTDemucs: SeparationModel {
     let config: HTDemucsConfig
-    let encoder: [HEncLayer]
-    let decoder: [HDecLayer]
-    let tencoder: [HEncLayer]
-    let tdecoder: [HDecLayer]
-    let freqEmbedding: Tensor?
+    let unet: HybridUNet
     let channelUpsampler: Conv?
     let channelDownsampler: Conv?
     let channelUpsamplerT: Conv?
     let channelDownsamplerT: Conv?
     let transformer: CrossTransformerEncoder?
     let spectrogram: HybridSpectrogram
+
+    var encoder: [HEncLayer] { unet.encoder }
+    var tencoder: [HEncLayer] { unet.tencoder }
+    var tdecoder: [HDecLayer] { unet.tdecoder }
 
     public var sources: [String] { config.sources }
     public var samplerate: Int { config.samplerate }
@@ -54,16 +54,11 @@ public struct HTDemucs: SeparationModel {
                 pad = false
                 lastFreq = true
             }
-            let dconvOptions = (depth: c.dconvDepth, compress: c.dconvComp)
             var o = HybridLayerOptions(
                 kernel: ker, stride: c.stride, freq: true, pad: pad, norm: index >= c.normStarts,
                 normGroups: c.normGroups, rewrite: c.rewrite, dconv: c.dconvMode & 1 != 0,
-                dconvDepth: dconvOptions.depth, dconvCompress: dconvOptions.compress, context: c.contextEnc)
-            var ot = o
-            ot.freq = false
-            ot.kernel = c.kernelSize
-            ot.stride = c.stride
-            ot.pad = true
+                dconvDepth: c.dconvDepth, dconvCompress: c.dconvComp, context: c.contextEnc)
+            var ot = o.timeBranch(kernel: c.kernelSize, stride: c.stride)
             if lastFreq {
                 choutZ = max(chout, choutZ)
                 chout = choutZ
@@ -74,10 +69,8 @@ public struct HTDemucs: SeparationModel {
                 chin = c.audioChannels * c.sources.count
                 chinZ = chin * 2
             }
-            o.dconv = c.dconvMode & 2 != 0
-            o.context = c.context
-            ot.dconv = o.dconv
-            ot.context = c.context
+            o = o.decoder(c)
+            ot = ot.decoder(c)
             // Decoder layers are stored outermost-last in demucs (inserted at the front).
             let decIndex = c.depth - 1 - index
             decoder.insert(try HDecLayer(w.scoped("decoder.\(decIndex)"), cin: choutZ, cout: chinZ, options: o,
@@ -90,17 +83,11 @@ public struct HTDemucs: SeparationModel {
             choutZ = Int(c.growth * Double(choutZ))
             freqs = freqs <= c.kernelSize ? 1 : freqs / c.stride
             if index == 0 && c.freqEmb != 0 {
-                let e = try w.take("freq_emb.embedding.weight", [freqs, chinZ])
-                // ScaledEmbedding multiplies by its scale; HTDemucs then by freq_emb.
-                let factor = Float(c.embScale)
-                freqEmbedding = Tensor(shape: e.shape, data: e.data.map { $0 * factor })
+                freqEmbedding = try HybridUNet.frequencyEmbedding(w, freqs: freqs, channels: chinZ, scale: c.embScale)
             }
         }
-        self.encoder = encoder
-        self.decoder = decoder
-        self.tencoder = tencoder
-        self.tdecoder = tdecoder
-        self.freqEmbedding = freqEmbedding
+        unet = HybridUNet(encoder: encoder, decoder: decoder, tencoder: tencoder, tdecoder: tdecoder,
+                          freqEmbedding: freqEmbedding, freqEmb: Float(c.freqEmb))
         var transformerChannels = Int(Double(c.channels) * pow(c.growth, Double(c.depth - 1)))
         if c.bottomChannels > 0 {
             channelUpsampler = try Conv(w, "channel_upsampler", cin: transformerChannels, cout: c.bottomChannels, kernel: 1)
@@ -147,52 +134,13 @@ public struct HTDemucs: SeparationModel {
             }
         }
         let z = spectrogram.spec(mix)
-        let fq = z.freqs, frames = z.frames
-        // Complex as channels: channel 2c is the real part of audio channel c, 2c+1 the imaginary.
-        var x = Tensor(zeros: [channels * 2, fq, frames])
-        let plane = fq * frames
-        for c in 0..<channels {
-            x.data.replaceSubrange((2 * c * plane)..<((2 * c + 1) * plane), with: z.re[(c * plane)..<((c + 1) * plane)])
-            x.data.replaceSubrange(((2 * c + 1) * plane)..<((2 * c + 2) * plane), with: z.im[(c * plane)..<((c + 1) * plane)])
-        }
+        var x = HybridCore.complexAsChannels(z)
         trace?("spec_cac", x)
-        let (mean, std) = x.data.withUnsafeBufferPointer { Normalization.meanStd($0) }
-        for i in 0..<x.count { x.data[i] = (x.data[i] - mean) / (1e-5 + std) }
-
+        let stats = HybridStats.normalize(&x)
         var xt = mix
-        let (meanT, stdT) = xt.data.withUnsafeBufferPointer { Normalization.meanStd($0) }
-        for i in 0..<xt.count { xt.data[i] = (xt.data[i] - meanT) / (1e-5 + stdT) }
+        let statsT = HybridStats.normalize(&xt)
 
-        var saved: [Tensor] = [], savedT: [Tensor] = []
-        var lengthsT: [Int] = []
-        for (idx, encode) in encoder.enumerated() {
-            var inject: Tensor?
-            if idx < tencoder.count {
-                lengthsT.append(xt.shape[xt.rank - 1])
-                let tenc = tencoder[idx]
-                xt = tenc(xt)
-                trace?("tenc\(idx)", xt)
-                if !tenc.empty { savedT.append(xt) } else { inject = xt }
-            }
-            x = encode(x, inject: inject)
-            if idx == 0 { trace?("enc0", x) }
-            if idx == 0, let emb = freqEmbedding {
-                // x[c, f, t] += freq_emb * emb[f, c]
-                let c = x.shape[0], f = x.shape[1], t = x.shape[2]
-                let scale = Float(config.freqEmb)
-                x.data.withUnsafeMutableBufferPointer { xs in
-                    for ch in 0..<c {
-                        for fr in 0..<f {
-                            let v = scale * emb.data[fr * c + ch]
-                            let base = (ch * f + fr) * t
-                            for i in 0..<t { xs[base + i] += v }
-                        }
-                    }
-                }
-            }
-            if idx > 0 { trace?("enc\(idx)", x) }
-            saved.append(x)
-        }
+        var skips = unet.encode(&x, &xt, trace: trace)
         if let transformer {
             let c = x.shape[0], f = x.shape[1], t = x.shape[2]
             if let up = channelUpsampler, let upT = channelUpsamplerT {
@@ -212,41 +160,11 @@ public struct HTDemucs: SeparationModel {
                 xt = yt.reshaped([downT.cout, yt.shape[2]])
             }
         }
-        let offset = decoder.count - tdecoder.count
-        for (idx, decode) in decoder.enumerated() {
-            let skip = saved.removeLast()
-            let (out, pre) = decode(x, skip: skip, length: 0)
-            x = out
-            trace?("dec\(idx)", x)
-            if idx >= offset {
-                let tdec = tdecoder[idx - offset]
-                let lengthT = lengthsT.removeLast()
-                if tdec.empty {
-                    precondition(pre.shape[1] == 1)
-                    xt = tdec(pre.reshaped([pre.shape[0], pre.shape[2]]), skip: nil, length: lengthT).0
-                } else {
-                    xt = tdec(xt, skip: savedT.removeLast(), length: lengthT).0
-                }
-                trace?("tdec\(idx - offset)", xt)
-            }
-        }
+        try unet.decode(&x, &xt, skips: &skips, model: "HTDemucs", trace: trace)
         let sources = config.sources.count
-        // x: [S * C * 2, fq, frames] → complex spectrogram [S * C, fq, frames], denormalised.
-        var zout = Spectrogram(channels: sources * channels, freqs: fq, frames: frames)
-        for sc in 0..<(sources * channels) {
-            for i in 0..<plane {
-                zout.re[sc * plane + i] = x.data[(2 * sc) * plane + i] * std + mean
-                zout.im[sc * plane + i] = x.data[(2 * sc + 1) * plane + i] * std + mean
-            }
-        }
+        let zout = HybridCore.spectrogram(x, channels: sources * channels, freqs: z.freqs, frames: z.frames, stats: stats)
         let spec = spectrogram.ispec(zout, length: length)
-        let keep = lengthPrePad ?? length
-        var out = Tensor(zeros: [sources, channels, keep])
-        for sc in 0..<(sources * channels) {
-            for i in 0..<keep {
-                out.data[sc * keep + i] = (xt.data[sc * length + i] * stdT + meanT) + spec[sc * length + i]
-            }
-        }
-        return out
+        return HybridCore.sum(waveform: xt, stats: statsT, spec: spec, sources: sources, channels: channels,
+                              length: length, keep: lengthPrePad ?? length)
     }
 }

@@ -3,8 +3,8 @@
 /// ignored; options whose inference path this engine does not implement (Wiener filtering
 /// without complex-as-channels, multi-band frequency layers, sparse attention, CAPE or learned
 /// position embeddings) are refused by name.
-struct HTDemucsConfig: Sendable {
-    var sources: [String]
+struct HTDemucsConfig: HybridConfig, Sendable {
+    var sources: [String] = []
     var audioChannels = 2
     var channels = 48
     var channelsTime: Int?
@@ -41,12 +41,7 @@ struct HTDemucsConfig: Sendable {
     var useTrainSegment = true
 
     init(_ a: inout ModelArguments) throws {
-        sources = try a.strings("sources")
-        audioChannels = try a.int("audio_channels", audioChannels)
-        channels = try a.int("channels", channels)
-        channelsTime = try a.optionalInt("channels_time")
-        growth = try a.double("growth", growth)
-        nfft = try a.int("nfft", nfft)
+        try readShape(&a)
         let wienerIters = try a.int("wiener_iters", 0)
         let cac = try a.bool("cac", true)
         guard cac else {
@@ -63,13 +58,7 @@ struct HTDemucsConfig: Sendable {
         kernelSize = try a.int("kernel_size", kernelSize)
         timeStride = try a.int("time_stride", timeStride)
         stride = try a.int("stride", stride)
-        context = try a.int("context", context)
-        contextEnc = try a.int("context_enc", contextEnc)
-        normStarts = try a.int("norm_starts", normStarts)
-        normGroups = try a.int("norm_groups", normGroups)
-        dconvMode = try a.int("dconv_mode", dconvMode)
-        dconvDepth = try a.int("dconv_depth", dconvDepth)
-        dconvComp = try a.double("dconv_comp", dconvComp)
+        try readLayerOptions(&a)
         bottomChannels = try a.int("bottom_channels", bottomChannels)
         tLayers = try a.int("t_layers", tLayers)
         let emb = try a.string("t_emb", "sin")
