@@ -38,7 +38,11 @@ let package = Package(
         ),
         .target(
             name: "CheckpointImport",
-            dependencies: ["DemucsEngine", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+            dependencies: [
+                "DemucsEngine",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .target(name: "JobStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Watcher"),

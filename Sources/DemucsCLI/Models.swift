@@ -6,12 +6,12 @@ import ModelStore
 /// `demucsctl models`: what is installed in the model cache, and fetching from the hub.
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List installed models, fetch one from the hub, or verify the cache.",
+        abstract: "List installed models, fetch one from the hub, import or remove one, or verify the cache.",
         discussion: """
             The model cache is $DEMUCSD_MODELS, else $XDG_CACHE_HOME/demucsd/models, else \
             ~/.cache/demucsd/models (the systemd unit uses /var/lib/demucsd/models).
             """,
-        subcommands: [List.self, Fetch.self, Verify.self]
+        subcommands: [List.self, Fetch.self, Verify.self, Import.self, Remove.self]
     )
 
     struct List: ParsableCommand {

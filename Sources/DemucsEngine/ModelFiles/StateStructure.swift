@@ -180,12 +180,10 @@ public enum StateStructure {
         } catch let error as JSONValue.ParseError {
             throw EngineError(.invalidModelFile, "model file \(source): the 'structure' metadata is not valid JSON (\(error.message))")
         }
-        var used = 0
-        let value = try unflatten(root, source: source, depth: 0, used: &used, tensor: tensor)
-        return value
+        return try unflatten(root, source: source, depth: 0, tensor: tensor)
     }
 
-    private static func unflatten(_ node: JSONValue, source: String, depth: Int, used: inout Int,
+    private static func unflatten(_ node: JSONValue, source: String, depth: Int,
                                   tensor: (String) throws -> RawTensor?) throws -> StateValue {
         guard depth < 64 else {
             throw EngineError(.invalidModelFile, "model file \(source): the 'structure' metadata is nested too deeply")
@@ -202,7 +200,7 @@ public enum StateStructure {
                 if case .object = item {
                     throw EngineError(.invalidModelFile, "model file \(source): the 'structure' metadata has a node inside a plain list")
                 }
-                return try unflatten(item, source: source, depth: depth + 1, used: &used, tensor: tensor)
+                return try unflatten(item, source: source, depth: depth + 1, tensor: tensor)
             })
         case .object(let pairs):
             guard pairs.count == 1, let (kind, body) = pairs.first else {
@@ -216,7 +214,6 @@ public enum StateStructure {
                 guard let t = try tensor(key) else {
                     throw EngineError(.invalidModelFile, "model file \(source): the 'structure' metadata refers to tensor \(key), which the file does not have")
                 }
-                used += 1
                 return .tensor(t)
             case "_dict":
                 guard case .array(let items) = body else {
@@ -227,20 +224,20 @@ public enum StateStructure {
                     guard case .array(let pair) = item, pair.count == 2 else {
                         throw EngineError(.invalidModelFile, "model file \(source): a '_dict' node of the 'structure' metadata is not a list of pairs")
                     }
-                    let key = try unflatten(pair[0], source: source, depth: depth + 1, used: &used, tensor: tensor)
+                    let key = try unflatten(pair[0], source: source, depth: depth + 1, tensor: tensor)
                     switch key {
                     case .string, .int, .bool, .none, .double: break
                     default:
                         throw EngineError(.invalidModelFile, "model file \(source): a dict key of the 'structure' metadata is a \(key.kindName)")
                     }
-                    out.append((key, try unflatten(pair[1], source: source, depth: depth + 1, used: &used, tensor: tensor)))
+                    out.append((key, try unflatten(pair[1], source: source, depth: depth + 1, tensor: tensor)))
                 }
                 return .dict(out)
             case "_list", "_tuple":
                 guard case .array(let items) = body else {
                     throw EngineError(.invalidModelFile, "model file \(source): a '\(kind)' node of the 'structure' metadata is not a list")
                 }
-                let values = try items.map { try unflatten($0, source: source, depth: depth + 1, used: &used, tensor: tensor) }
+                let values = try items.map { try unflatten($0, source: source, depth: depth + 1, tensor: tensor) }
                 return kind == "_list" ? .list(values) : .tuple(values)
             case "_class":
                 guard case .string(let path) = body, let dot = path.lastIndex(of: ".") else {
@@ -262,7 +259,7 @@ public enum StateStructure {
 extension SafeTensorsFile {
     /// Reads every tensor of the file with its own dtype (the engine's `tensor(_:)` converts to
     /// float32; the packed levels of a quantised model are integers).
-    func rawTensors() throws -> [String: RawTensor] {
+    public func rawTensors() throws -> [String: RawTensor] {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
