@@ -25,6 +25,7 @@ import argparse
 import copy
 import hashlib
 import json
+import re
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -91,11 +92,19 @@ VARIANTS = {
 }
 VARIANT_SOURCES = ["drums", "vocals"]
 
+# MultiWrap: the two outermost frequency layers (128 and 32 bins, no GroupNorm there) split into
+# three bands at 1/4 and 1/2 of the bins, each band its own copy of the layer (encoder convs
+# without frequency padding, decoder layers overlap-added, decoder rewrite convs along time only,
+# `context_freq=False`). Checked end to end on cut_b (one stem stored, for size).
+HD_MULTI = dict(HD_ARCH, depth=4, dconv_lstm=100, dconv_attn=100, multi_freqs=[0.25, 0.5],
+                multi_freqs_depth=2)
+
 # name -> (sources, arch, construction seed, signature)
 MODELS = {
     "hdemucs4": (SOURCES4, HD_ARCH, 3004, "4d3c0de4"),
     "hd_old": (VARIANT_SOURCES, VARIANTS["hd_old"], 3102, "0d01d002"),
     "hd_spec": (VARIANT_SOURCES, VARIANTS["hd_spec"], 3202, "5bec0002"),
+    "hdmulti": (VARIANT_SOURCES, HD_MULTI, 3302, "3d7f0003"),
 }
 
 # The HTDemucs fixture model reused in the mixed bag.
@@ -110,12 +119,14 @@ TINY4_FILE = FIXTURES / "models" / f"{TINY4_SIG}.safetensors"
 BAGS = {
     "hdemucs4": (["hdemucs4"], None, None),
     "mixbag": (["hdemucs4", "tiny4"], [[1.0, 0.0, 0.5, 0.75], [0.0, 1.0, 0.5, 0.25]], 1.2),
+    "hdmulti": (["hdmulti"], None, None),
 }
 
 # case name -> (bag, input file, extra CLI flags)
 CASES = [
     ("hdemucs4_cut_b", "hdemucs4", "cut_b.flac", []),
     ("mixbag_cut_b", "mixbag", "cut_b.flac", ["--two-stems", "vocals", "--other-method", "none"]),
+    ("hdmulti_cut_b", "hdmulti", "cut_b.flac", ["--two-stems", "vocals", "--other-method", "none"]),
 ]
 
 
@@ -131,7 +142,15 @@ def perturb_(model, seed):
     _perturb_(model, seed, lambda model, name, tensor: not NORM_PARAM.search(name)
               and ".lstm." not in name)
     with torch.no_grad():
-        model.state_dict()[f"decoder.{len(model.decoder) - 1}.conv_tr.weight"].mul_(4.0)
+        for name, tensor in model.state_dict().items():
+            if _outer_conv_tr(model, name) and name.endswith(".weight"):
+                tensor.mul_(4.0)
+
+
+def _outer_conv_tr(model, name):
+    """Whether `name` belongs to the outermost spectrogram decoder's transposed conv (all the
+    band copies of it when that layer is a MultiWrap)."""
+    return re.match(rf"decoder\.{len(model.decoder) - 1}\.(layers\.\d+\.)?conv_tr\.", name)
 
 
 def probe_input():
@@ -150,11 +169,11 @@ def scale_output_(model, target_peak=2.4):
         peak = float(model(probe_input()).abs().max())
         factor = target_peak / peak
         state = model.state_dict()
-        names = [f"decoder.{len(model.decoder) - 1}.conv_tr."]
+        names = []
         if model.hybrid:
             names.append(f"tdecoder.{len(model.tdecoder) - 1}.conv_tr.")
         for name, tensor in state.items():
-            if name.startswith(tuple(names)):
+            if name.startswith(tuple(names)) or _outer_conv_tr(model, name):
                 tensor.mul_(factor)
     return factor
 

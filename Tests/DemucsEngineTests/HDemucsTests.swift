@@ -71,7 +71,7 @@ import Testing
         for (name, value) in seen { #expect(value > 60, "\(name): \(value) dB") }
     }
 
-    @Test(arguments: [("0d01d002", "hd_old"), ("5bec0002", "hd_spec")])
+    @Test(arguments: [("0d01d002", "hd_old"), ("5bec0002", "hd_spec"), ("3d7f0003", "hdmulti")])
     func variantMatchesPyTorch(_ sig: String, _ name: String) throws {
         let model = try #require(try ModelLoader.load(path: "\(Self.models)/\(sig).safetensors") as? HDemucs)
         if name == "hd_spec" { #expect(model.tencoder.isEmpty && model.tdecoder.isEmpty) }
@@ -94,7 +94,7 @@ import Testing
     /// Short chunks (the last chunk of a track can be a few samples): no crash, the right shape,
     /// finite values; the spectrogram-only model refuses what torch.stft's reflect padding refuses.
     @Test func shortInputs() throws {
-        for sig in ["4d3c0de4", "0d01d002", "5bec0002"] {
+        for sig in ["4d3c0de4", "0d01d002", "5bec0002", "3d7f0003"] {
             let model = try #require(try ModelLoader.load(path: "\(Self.models)/\(sig).safetensors") as? HDemucs)
             for length in [1, 2, 5, 63, 64, 65, 100, 129, 300, 1000] {
                 var x = Tensor(zeros: [2, length])
@@ -121,12 +121,15 @@ import Testing
         let c = try Self.config("")
         #expect(c.depth == 6 && c.nfft == 4096 && c.dconvLstm == 4 && c.dconvAttn == 4 && c.segment == Fraction(40, 1))
         _ = try Self.config(", \"multi_freqs\": [], \"hybrid_old\": true, \"wiener_iters\": 0, \"end_iters\": 0")
+        // MultiWrap bands (the model file's layers then carry `layers.{k}.` weights).
+        let m = try Self.config(", \"multi_freqs\": [0.25, 0.5], \"multi_freqs_depth\": 1")
+        #expect(m.multiFreqs == [0.25, 0.5] && m.multiFreqsDepth == 1)
     }
 
     @Test(arguments: [
         (", \"cac\": false", "cac=false"),
         (", \"cac\": false, \"wiener_iters\": -1, \"end_iters\": -1", "magnitude masking"),
-        (", \"multi_freqs\": [0.5]", "multi_freqs"),
+        (", \"multi_freqs\": [\"low\"]", "multi_freqs"),
         (", \"wiener_iters\": 1", "wiener_iters == end_iters"),
         (", \"hybrid\": false, \"hybrid_old\": true", "hybrid_old"),
         (", \"t_layers\": 5", "t_layers"),

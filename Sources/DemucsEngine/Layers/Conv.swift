@@ -46,21 +46,26 @@ struct ConvTranspose: Sendable {
     }
 }
 
-/// A square 2-D convolution with stride 1 (`nn.Conv2d(cin, cout, k, 1, k // 2)`).
+/// A 2-D convolution with stride 1: square (`nn.Conv2d(cin, cout, k, 1, k // 2)`), or
+/// `[kh, kw]` with padding `[ph, pw]` (the `context_freq=False` rewrite, `[1, k]` along time).
 struct Conv2d: Sendable {
     let weight: Tensor
     let bias: Tensor?
-    let padding: Int
+    let padding: (Int, Int)
 
     init(_ w: ScopedWeights, _ name: String, cin: Int, cout: Int, kernel: Int, padding: Int) throws {
+        try self.init(w, name, cin: cin, cout: cout, kernel: (kernel, kernel), padding: (padding, padding))
+    }
+
+    init(_ w: ScopedWeights, _ name: String, cin: Int, cout: Int, kernel: (Int, Int), padding: (Int, Int)) throws {
         let s = w.scoped(name)
-        weight = try s.take("weight", [cout, cin, kernel, kernel])
+        weight = try s.take("weight", [cout, cin, kernel.0, kernel.1])
         bias = try s.take("bias", [cout])
         self.padding = padding
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        Convolution.conv2d(x, weight: weight, bias: bias, padding: (padding, padding))
+        Convolution.conv2d(x, weight: weight, bias: bias, padding: padding)
     }
 }
 

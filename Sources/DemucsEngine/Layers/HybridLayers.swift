@@ -16,6 +16,9 @@ struct HybridLayerOptions: Sendable {
     /// `dconv_attn` layers; HTDemucs has none).
     var dconvLstm = false
     var dconvAttn = false
+    /// `context_freq` of a decoder layer: false (the layers HDemucs wraps in `MultiWrap`) makes
+    /// the spectrogram rewrite conv `[1, 1 + 2·context]`, along time only.
+    var contextFreq = true
 }
 
 /// The 1×1 (or `1 + 2·context` wide) "rewrite" convolution of a hybrid layer: along time in the
@@ -24,9 +27,12 @@ enum Rewrite: Sendable {
     case axis(Conv)
     case square(Conv2d)
 
-    init(_ w: ScopedWeights, _ name: String, cin: Int, cout: Int, context: Int, freq: Bool) throws {
+    init(_ w: ScopedWeights, _ name: String, cin: Int, cout: Int, context: Int, freq: Bool,
+         contextFreq: Bool = true) throws {
         let kernel = 1 + 2 * context
-        if freq && kernel > 1 {
+        if freq && !contextFreq {
+            self = .square(try Conv2d(w, name, cin: cin, cout: cout, kernel: (1, kernel), padding: (0, context)))
+        } else if freq && kernel > 1 {
             self = .square(try Conv2d(w, name, cin: cin, cout: cout, kernel: kernel, padding: context))
         } else {
             self = .axis(try Conv(w, name, cin: cin, cout: cout, kernel: kernel, padding: context, freq: freq))
@@ -66,6 +72,54 @@ struct HEncLayer: Sendable {
     let rewrite: Rewrite?
     let norm2: GroupNorm?
     let dconv: DConv?
+    /// `MultiWrap`: the band copies of this layer (conv without frequency padding), one more
+    /// than `splitRatios`; empty for a plain layer.
+    private(set) var bands: [HEncLayer] = []
+    private(set) var splitRatios: [Double] = []
+
+    /// `MultiWrap(HEncLayer(...), split_ratios)`: weights under `layers.{k}.`.
+    static func multiWrap(_ w: ScopedWeights, cin: Int, cout: Int, options o: HybridLayerOptions,
+                          splitRatios: [Double]) throws -> HEncLayer {
+        var bandOptions = o
+        bandOptions.pad = false
+        var bands: [HEncLayer] = []
+        for k in 0...splitRatios.count {
+            bands.append(try HEncLayer(w.scoped("layers.\(k)"), cin: cin, cout: cout, options: bandOptions, empty: false))
+        }
+        var wrap = bands[0]
+        wrap.bands = bands
+        wrap.splitRatios = splitRatios
+        return wrap
+    }
+
+    /// `MultiWrap.forward` of an encoder layer on `[cin, freqs, frames]`: each band reads its
+    /// rows (with the padding the whole layer would have at the two ends) so that the bands'
+    /// outputs, concatenated, cover the frequency axis as the whole layer's would.
+    private func multiForward(_ x: Tensor) -> Tensor {
+        let fr = x.shape[1]
+        let kernel = options.kernel, stride = options.stride, pad = kernel / 4
+        var start = 0
+        var outs: [Tensor] = []
+        for (k, band) in bands.enumerated() {
+            let isLast = k == splitRatios.count
+            var limit: Int
+            if isLast {
+                limit = fr
+            } else {
+                limit = Int((Double(fr) * splitRatios[k]).rounded(.toNearestOrEven))
+                var le = limit - start
+                if start == 0 { le += pad }
+                let frames = Int((Double(le - kernel) / Double(stride) + 1).rounded(.toNearestOrEven))
+                limit = start + (frames - 1) * stride + kernel
+                if start == 0 { limit -= pad }
+            }
+            precondition(limit - start > 0 && limit <= fr, "MultiWrap: band \(start)..<\(limit) of \(fr) bins")
+            let y = rows(x, from: start, to: limit, padTop: start == 0 ? pad : 0, padBottom: isLast ? pad : 0)
+            outs.append(band(y))
+            start = limit - kernel + stride
+        }
+        return concatAxis1(outs)
+    }
 
     init(_ w: ScopedWeights, cin: Int, cout: Int, options o: HybridLayerOptions, empty: Bool) throws {
         options = o
@@ -91,6 +145,7 @@ struct HEncLayer: Sendable {
     /// branch. `inject` (`[cout, frames]`) is the waveform branch merged into the last frequency
     /// layer when both branches reach the same stride.
     func callAsFunction(_ input: Tensor, inject: Tensor? = nil) -> Tensor {
+        if !bands.isEmpty { return multiForward(input) }
         var x = input
         var y: Tensor
         if options.freq {
@@ -137,13 +192,81 @@ struct HEncLayer: Sendable {
 struct HDecLayer: Sendable {
     let options: HybridLayerOptions
     let empty: Bool
-    let last: Bool
+    private(set) var last: Bool
     let chin: Int
     let convTr: ConvTranspose
     let norm2: GroupNorm?
     let rewrite: Rewrite?
     let norm1: GroupNorm?
     let dconv: DConv?
+    /// `MultiWrap`: the band copies of this layer (`pad=False`, run with `last=True`), one more
+    /// than `splitRatios`; empty for a plain layer.
+    private(set) var bands: [HDecLayer] = []
+    private(set) var splitRatios: [Double] = []
+
+    /// `MultiWrap(HDecLayer(...), split_ratios)`: weights under `layers.{k}.`.
+    static func multiWrap(_ w: ScopedWeights, cin: Int, cout: Int, options o: HybridLayerOptions, last: Bool,
+                          splitRatios: [Double]) throws -> HDecLayer {
+        var bandOptions = o
+        bandOptions.pad = false
+        var bands: [HDecLayer] = []
+        for k in 0...splitRatios.count {
+            bands.append(try HDecLayer(w.scoped("layers.\(k)"), cin: cin, cout: cout, options: bandOptions,
+                                       empty: false, last: true))
+        }
+        var wrap = bands[0]
+        wrap.last = last
+        wrap.bands = bands
+        wrap.splitRatios = splitRatios
+        return wrap
+    }
+
+    /// `MultiWrap.forward` of a decoder layer on `[cin, freqs, frames]`: each band's transposed
+    /// conv output overlaps the next band's by `stride` rows, which are added (less the second
+    /// band's bias); `stride // 2` rows are trimmed at the top and `-(-stride // 2)` at the
+    /// bottom, then GELU unless the layer is the last. Returns the output twice (demucs gives no
+    /// `pre` for a wrapped layer; the branches never split there).
+    private func multiForward(_ x: Tensor, skip: Tensor?) -> (Tensor, Tensor) {
+        let fr = x.shape[1]
+        let stride = options.stride
+        var start = 0
+        var outs: [Tensor] = []
+        for (k, band) in bands.enumerated() {
+            let isLast = k == splitRatios.count
+            let limit = isLast ? fr : Int((Double(fr) * splitRatios[k]).rounded(.toNearestOrEven))
+            let y = rows(x, from: start, to: limit)
+            let s = skip.map { rows($0, from: start, to: limit) }
+            var out = band(y, skip: s, length: 0).0
+            if var previous = outs.popLast() {
+                let c = out.shape[0], n = out.shape[1], inner = out.count / (c * n)
+                let pn = previous.shape[1]
+                let bias = band.convTr.bias
+                for ch in 0..<c {
+                    let b = bias?.data[ch] ?? 0
+                    for r in 0..<stride {
+                        let dst = (ch * pn + pn - stride + r) * inner
+                        let src = (ch * n + r) * inner
+                        for i in 0..<inner { previous.data[dst + i] += out.data[src + i] - b }
+                    }
+                }
+                outs.append(previous)
+                out = cropAxis1(out, from: stride, count: n - stride)
+            }
+            if isLast {
+                // out[:, :, :-stride // 2] in Python: floor(-stride / 2) rows off the end.
+                let drop = -Int((Double(-stride) / 2).rounded(.down))
+                out = cropAxis1(out, from: 0, count: out.shape[1] - drop)
+            }
+            if start == 0 {
+                out = cropAxis1(out, from: stride / 2, count: out.shape[1] - stride / 2)
+            }
+            outs.append(out)
+            start = limit
+        }
+        var z = concatAxis1(outs)
+        if !last { Activations.gelu(&z) }
+        return (z, z)
+    }
 
     init(_ w: ScopedWeights, cin: Int, cout: Int, options o: HybridLayerOptions, empty: Bool, last: Bool) throws {
         options = o
@@ -157,7 +280,8 @@ struct HDecLayer: Sendable {
             return
         }
         if o.rewrite {
-            rewrite = try Rewrite(w, "rewrite", cin: cin, cout: 2 * cin, context: o.context, freq: o.freq)
+            rewrite = try Rewrite(w, "rewrite", cin: cin, cout: 2 * cin, context: o.context, freq: o.freq,
+                                  contextFreq: o.contextFreq)
             norm1 = o.norm ? try GroupNorm(w, "norm1", groups: o.normGroups, channels: 2 * cin) : nil
         } else {
             rewrite = nil; norm1 = nil
@@ -170,6 +294,7 @@ struct HDecLayer: Sendable {
     /// the waveform branch splits off the spectrogram branch).
     /// - Parameter length: the waveform-branch length to crop to (ignored for frequencies).
     func callAsFunction(_ input: Tensor, skip: Tensor?, length: Int) -> (Tensor, Tensor) {
+        if !bands.isEmpty { return multiForward(input, skip: skip) }
         var x = input
         if options.freq && x.rank == 2 { x = x.reshaped([chin, 1, x.shape[1]]) }
         var y: Tensor
@@ -234,6 +359,42 @@ func cropAxis1(_ x: Tensor, from: Int, count: Int) -> Tensor {
         let src = (ch * n + from) * inner
         out.data.replaceSubrange((ch * count * inner)..<((ch + 1) * count * inner),
                                  with: x.data[src..<(src + count * inner)])
+    }
+    return out
+}
+
+/// Rows `from..<to` of axis 1 of `[c, n, inner]`, with `padTop` / `padBottom` zero rows around.
+func rows(_ x: Tensor, from: Int, to: Int, padTop: Int = 0, padBottom: Int = 0) -> Tensor {
+    let c = x.shape[0], n = x.shape[1]
+    let inner = x.count / (c * n)
+    let count = to - from, total = padTop + count + padBottom
+    var shape = x.shape
+    shape[1] = total
+    var out = Tensor(zeros: shape)
+    for ch in 0..<c {
+        let src = (ch * n + from) * inner
+        let dst = (ch * total + padTop) * inner
+        out.data.replaceSubrange(dst..<(dst + count * inner), with: x.data[src..<(src + count * inner)])
+    }
+    return out
+}
+
+/// Concatenates `[c, n_i, inner]` tensors along axis 1.
+func concatAxis1(_ parts: [Tensor]) -> Tensor {
+    let c = parts[0].shape[0]
+    let inner = parts[0].count / (c * parts[0].shape[1])
+    let total = parts.reduce(0) { $0 + $1.shape[1] }
+    var shape = parts[0].shape
+    shape[1] = total
+    var out = Tensor(zeros: shape)
+    var offset = 0
+    for p in parts {
+        let n = p.shape[1]
+        for ch in 0..<c {
+            let dst = (ch * total + offset) * inner
+            out.data.replaceSubrange(dst..<(dst + n * inner), with: p.data[(ch * n * inner)..<((ch + 1) * n * inner)])
+        }
+        offset += n
     }
     return out
 }

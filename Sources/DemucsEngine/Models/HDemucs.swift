@@ -72,11 +72,22 @@ public struct HDemucs: SeparationModel {
                 dconvDepth: c.dconvDepth, dconvCompress: c.dconvComp, context: c.contextEnc,
                 dconvLstm: index >= c.dconvLstm, dconvAttn: index >= c.dconvAttn)
             var ot = o.timeBranch(kernel: c.kernelSize, stride: c.stride)
+            // MultiWrap (demucs asserts that a wrapped layer has no norm, acts on frequencies and
+            // pads, which excludes `last_freq`).
+            let multi = !c.multiFreqs.isEmpty && index < c.multiFreqsDepth
+            if multi && (o.norm || !freq || !pad) {
+                throw EngineError(.invalidModelFile, "model file \(weights.source): HDemucs layer \(index) is wrapped by multi_freqs but has GroupNorm, is a time layer or is the last frequency layer (demucs asserts against it)")
+            }
             if lastFreq {
                 choutZ = max(chout, choutZ)
                 chout = choutZ
             }
-            encoder.append(try HEncLayer(w.scoped("encoder.\(index)"), cin: chinZ, cout: choutZ, options: o, empty: false))
+            if multi {
+                encoder.append(try HEncLayer.multiWrap(w.scoped("encoder.\(index)"), cin: chinZ, cout: choutZ, options: o,
+                                                       splitRatios: c.multiFreqs))
+            } else {
+                encoder.append(try HEncLayer(w.scoped("encoder.\(index)"), cin: chinZ, cout: choutZ, options: o, empty: false))
+            }
             let branches = c.hybrid && freq
             if branches {
                 tencoder.append(try HEncLayer(w.scoped("tencoder.\(index)"), cin: chin, cout: chout, options: ot, empty: lastFreq))
@@ -89,8 +100,14 @@ public struct HDemucs: SeparationModel {
             ot = ot.decoder(c)
             // Decoder layers are stored innermost first (demucs inserts each at the front); the
             // waveform decoder holds only the layers before the merge.
-            decoder.insert(try HDecLayer(w.scoped("decoder.\(c.depth - 1 - index)"), cin: choutZ, cout: chinZ,
-                                         options: o, empty: false, last: index == 0), at: 0)
+            if multi {
+                o.contextFreq = false
+                decoder.insert(try HDecLayer.multiWrap(w.scoped("decoder.\(c.depth - 1 - index)"), cin: choutZ, cout: chinZ,
+                                                       options: o, last: index == 0, splitRatios: c.multiFreqs), at: 0)
+            } else {
+                decoder.insert(try HDecLayer(w.scoped("decoder.\(c.depth - 1 - index)"), cin: choutZ, cout: chinZ,
+                                             options: o, empty: false, last: index == 0), at: 0)
+            }
             if branches {
                 tdecoder.insert(try HDecLayer(w.scoped("tdecoder.\(freqLayers - 1 - index)"), cin: chout, cout: chin,
                                               options: ot, empty: lastFreq, last: index == 0), at: 0)

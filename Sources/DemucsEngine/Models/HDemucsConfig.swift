@@ -4,10 +4,9 @@
 /// Supported: the hybrid model (time and spectrogram branches, merged once the frequency axis is
 /// down to one bin, then time layers on the merged tensor), the spectrogram-only model
 /// (`hybrid=false`), the MDX padding of `hybrid_old`, complex-as-channels output, the frequency
-/// embedding. Options whose inference path this engine does not implement are refused by name:
-/// `cac=false` (magnitude masking / Wiener filtering), `multi_freqs` (frequency bands with their
-/// own weights, `MultiWrap`) and, until the DConv branch has them, LSTM or local attention in the
-/// DConv branches of the layers that `dconv_lstm` / `dconv_attn` select.
+/// embedding, frequency bands with their own weights in the outermost layers (`multi_freqs`,
+/// `multi_freqs_depth`: `MultiWrap`). Options whose inference path this engine does not
+/// implement are refused by name: `cac=false` (magnitude masking / Wiener filtering).
 struct HDemucsConfig: HybridConfig, Sendable {
     var sources: [String] = []
     var audioChannels = 2
@@ -33,6 +32,9 @@ struct HDemucsConfig: HybridConfig, Sendable {
     var dconvComp = 4.0
     var dconvAttn = 4
     var dconvLstm = 4
+    /// `multi_freqs`: the band split ratios of the `MultiWrap` layers (none when empty).
+    var multiFreqs: [Double] = []
+    var multiFreqsDepth = 2
     var samplerate = 44100
     var segment = Fraction(40, 1)
 
@@ -56,9 +58,8 @@ struct HDemucsConfig: HybridConfig, Sendable {
         if hybrid && wienerIters != endIters {
             throw EngineError(.invalidModelFile, "\(model): a hybrid model needs wiener_iters == end_iters (demucs asserts it), found \(wienerIters) and \(endIters)")
         }
-        guard a.isUnset("multi_freqs") else {
-            throw EngineError(.unsupportedModel, "\(model) option multi_freqs (frequency bands with separate weights, MultiWrap) is not supported by this engine")
-        }
+        multiFreqs = try a.doubles("multi_freqs")
+        multiFreqsDepth = try a.int("multi_freqs_depth", multiFreqsDepth)
         freqEmb = try a.double("freq_emb", freqEmb)
         embScale = try a.double("emb_scale", embScale)
         kernelSize = try a.int("kernel_size", kernelSize)
@@ -70,7 +71,7 @@ struct HDemucsConfig: HybridConfig, Sendable {
         samplerate = try a.int("samplerate", samplerate)
         segment = try a.fraction("segment", segment)
         // Training-only or initialisation-only options (wiener_residual only matters without cac).
-        a.ignore("wiener_residual", "multi_freqs_depth", "emb_smooth", "dconv_init", "rescale")
+        a.ignore("wiener_residual", "emb_smooth", "dconv_init", "rescale")
         try a.rejectUnknown(model: "HDemucs")
         try validate(model)
     }

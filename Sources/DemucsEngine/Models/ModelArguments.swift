@@ -90,6 +90,16 @@ struct ModelArguments {
         return s
     }
 
+    /// A list of numbers; `nil` (or an empty list) when the key is absent or null.
+    mutating func doubles(_ key: String) throws -> [Double] {
+        used.insert(key)
+        guard let v = present(key) else { return [] }
+        guard let list = v as? [Any] else { throw bad(key, "a list of numbers") }
+        let d = list.compactMap { ($0 as? NSNumber)?.doubleValue }
+        guard d.count == list.count else { throw bad(key, "a list of numbers") }
+        return d
+    }
+
     /// Marks keys that only matter for training or initialisation.
     mutating func ignore(_ keys: String...) { for k in keys { used.insert(k) } }
 
