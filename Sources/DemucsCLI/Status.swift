@@ -103,6 +103,7 @@ struct Status: ParsableCommand {
             ["id": job.id, "file": job.inputName, "state": job.state.rawValue, "error": job.error ?? NSNull(),
              "output": job.outputName.map { "output/demucs/" + $0 } ?? NSNull(),
              "audio_seconds": job.audioSeconds ?? NSNull(),
+             "reused_from": job.reusedFrom ?? NSNull(),
              "seconds": (job.finishedAt.flatMap { f in job.startedAt.map { f - $0 } }) ?? NSNull()]
         }
         let object: [String: Any] = [

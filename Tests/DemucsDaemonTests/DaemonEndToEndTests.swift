@@ -136,6 +136,10 @@ extension DaemonEndToEnd {
             #expect(original.reusedFrom == nil)
             #expect(copy.reusedFrom == original.id)
             #expect(copy.contentHash == original.contentHash)
+            // `demucsctl status --json` says so too.
+            let recent = try daemon.statusJSON().object["recent_done"] as? [[String: Any]] ?? []
+            let copyEntry = recent.first { $0["file"] as? String == "copy of original.wav" }
+            #expect((copyEntry?["reused_from"] as? NSNumber)?.int64Value == original.id)
             try daemon.expectCompleteOutput("original", frames: frames)
             try daemon.expectCompleteOutput("copy of original", frames: frames)
             for stem in ["drums", "bass", "other", "vocals"] {
