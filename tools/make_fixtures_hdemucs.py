@@ -120,6 +120,9 @@ BAGS = {
     "hdemucs4": (["hdemucs4"], None, None),
     "mixbag": (["hdemucs4", "tiny4"], [[1.0, 0.0, 0.5, 0.75], [0.0, 1.0, 0.5, 0.25]], 1.2),
     "hdmulti": (["hdmulti"], None, None),
+    # segbag: the HTDemucs tiny4 alone with a `segment:` shorter than its own 1 s. BagOfModels then
+    # lowers tiny4's segment, and its forward pass pads each chunk to 0.5 s instead of 1 s.
+    "segbag": (["tiny4"], None, 0.5),
 }
 
 # case name -> (bag, input file, extra CLI flags)
@@ -127,6 +130,7 @@ CASES = [
     ("hdemucs4_cut_b", "hdemucs4", "cut_b.flac", []),
     ("mixbag_cut_b", "mixbag", "cut_b.flac", ["--two-stems", "vocals", "--other-method", "none"]),
     ("hdmulti_cut_b", "hdmulti", "cut_b.flac", ["--two-stems", "vocals", "--other-method", "none"]),
+    ("segbag_cut_b", "segbag", "cut_b.flac", ["--two-stems", "vocals", "--other-method", "none"]),
 ]
 
 

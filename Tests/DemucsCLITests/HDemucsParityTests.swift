@@ -12,7 +12,7 @@ import Testing
     static let cases = ParityCase.load(root: root)
 
     @Test func fixturesArePresent() {
-        #expect(Self.cases.map(\.case) == ["hdemucs4_cut_b", "mixbag_cut_b", "hdmulti_cut_b"])
+        #expect(Self.cases.map(\.case) == ["hdemucs4_cut_b", "mixbag_cut_b", "hdmulti_cut_b", "segbag_cut_b"])
     }
 
     @Test(arguments: cases)
