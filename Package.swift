@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "AudioIO", dependencies: ["CSndFile", "CLame"]),
         .target(
             name: "ModelStore",
-            dependencies: ["DemucsEngine", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["DemucsEngine", "CheckpointImport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(
             name: "CheckpointImport",

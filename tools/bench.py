@@ -12,6 +12,12 @@ Run by hand with the PyTorch reference (see ../shared/reference/README.md):
     swift build -c release --product demucsctl
     ~/.cache/demucs-ref/bin/python tools/bench.py --seconds 60
 
+The demucs 2.0.3 architectures (`--arch v2demucs`, `--arch tasnet`) need v2 first on the path
+(installed apart: pip install --no-deps --target DIR demucs==2.0.3 diffq) and run PyTorch through
+tools/v2_separate.py:
+
+    PYTHONPATH=DIR ~/.cache/demucs-ref/bin/python tools/bench.py --arch tasnet --seconds 60
+
 CI never runs this. Results go into docs/PERFORMANCE.md with the command that produced them.
 """
 import argparse
@@ -57,7 +63,36 @@ def build_model(arch, seed):
         # Hybrid Demucs v3 as hdemucs_mmi: all defaults (83,637,832 parameters).
         from demucs.hdemucs import HDemucs
         return HDemucs(sources=SOURCES, channels=48)
+    if arch in V2_ARCHS:
+        import demucs
+        if not demucs.__version__.startswith("2."):
+            raise SystemExit(f"--arch {arch} needs demucs 2.0.3 first on PYTHONPATH (see tools/v2_separate.py)")
+        if arch == "v2demucs":
+            # `-n demucs` of demucs 2.0.3: Demucs(sources=SOURCES), 265,679,496 parameters.
+            from demucs.model import Demucs
+            return Demucs(sources=SOURCES)
+        # `-n tasnet`: ConvTasNet(X=10, sources=SOURCES), 10,977,872 parameters.
+        from demucs.tasnet import ConvTasNet
+        return ConvTasNet(X=10, sources=SOURCES)
     raise SystemExit(f"unknown architecture {arch}")
+
+
+V2_ARCHS = ("v2demucs", "tasnet")
+
+
+def save_v2(model, name, workdir, demucsctl):
+    """demucs 2.0.3's save_model package (for tools/v2_separate.py), imported by demucsctl."""
+    import argparse as ap
+    args, kwargs = model._init_args_kwargs
+    th_repo, st_repo = workdir / "repo_th", workdir / "repo_st"
+    th_repo.mkdir(parents=True, exist_ok=True)
+    st_repo.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    torch.save({"klass": type(model), "args": args, "kwargs": kwargs, "state": state,
+                "training_args": ap.Namespace(diffq=0, qat=None, q_min_size=1)}, th_repo / f"{name}.th")
+    subprocess.run([demucsctl, "models", "import", "--force", "--repo", str(st_repo), str(th_repo / f"{name}.th")],
+                   check=True, stdout=subprocess.DEVNULL)
+    return sum(p.numel() for p in model.parameters())
 
 
 def save_both(model, name, sig, workdir):
@@ -106,7 +141,8 @@ def snr(ref, est):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="htdemucs")
+    parser.add_argument("--arch", default="htdemucs",
+                        help="htdemucs, hdemucs, demucs; v2demucs and tasnet (demucs 2.0.3 on PYTHONPATH)")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--input", help="audio file to use instead of the generated track")
     parser.add_argument("--workdir", default="/tmp/demucsd-bench")
@@ -118,7 +154,10 @@ def main():
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     name, sig = f"bench_{args.arch}", "ba5eba11"
-    params = save_both(build_model(args.arch, args.seed), name, sig, workdir)
+    model = build_model(args.arch, args.seed)
+    v2 = args.arch in V2_ARCHS
+    params = save_v2(model, name, workdir, args.demucsctl) if v2 else save_both(model, name, sig, workdir)
+    del model
     track = Path(args.input) if args.input else workdir / "track.wav"
     if not args.input:
         make_track(track, args.seconds, REPO.parent / "shared/test-audio/test.mp3")
@@ -127,6 +166,11 @@ def main():
     common = ["-n", name, "--shifts", "0", "--float32", "--clip-mode", "none"]
     torch_cmd = [sys.executable, "-m", "demucs.separate", "--repo", str(workdir / "repo_th"), "-o",
                  str(workdir / "out_torch"), "-d", "cpu"] + common + [str(track)]
+    if v2:
+        # v2 has no --clip-mode: it always rescales a stem whose peak passes 1, as demucsctl's default.
+        common = ["-n", name, "--shifts", "0", "--float32"]
+        torch_cmd = [sys.executable, str(REPO / "tools/v2_separate.py"), "--models", str(workdir / "repo_th"),
+                     "-o", str(workdir / "out_torch")] + common + [str(track)]
     swift_cmd = [args.demucsctl, "separate", "--repo", str(workdir / "repo_st"), "-o",
                  str(workdir / "out_swift")] + common + [str(track)]
     results = {"torch": [], "swift": []}

@@ -21,7 +21,8 @@ import Foundation
 /// on the archive.
 public enum LegacyCheckpoint {
     /// The model classes a checkpoint may name.
-    public static let modelClasses: Set<String> = ["demucs.htdemucs.HTDemucs", "demucs.hdemucs.HDemucs", "demucs.demucs.Demucs"]
+    public static let modelClasses: Set<String> = ["demucs.htdemucs.HTDemucs", "demucs.hdemucs.HDemucs", "demucs.demucs.Demucs",
+                                                   "demucs.model.Demucs", "demucs.tasnet.ConvTasNet"]
 
     /// A checkpoint converted to the hub layout, not yet written.
     public struct Converted {
@@ -71,8 +72,15 @@ public enum LegacyCheckpoint {
     /// architecture its class and arguments describe.
     public static func convert(path: String) throws -> Converted {
         let package = try TorchZip.load(path: path)
-        guard case .dict = package else {
+        guard case .dict(let top) = package else {
             throw CheckpointError("\(path) is not a demucs checkpoint: it holds a \(package.kindName), not a dict with klass / args / kwargs / state")
+        }
+        // demucs 2.0.3: pretrained files are bare state dicts; its save_model names v2 classes.
+        if package["klass"] == nil, package["state"] == nil {
+            return try V2Checkpoint.convertBare(top, path: path, signature: try signature(ofFile: path))
+        }
+        if case .global(let module, let name)? = package["klass"], V2Checkpoint.classes.contains("\(module).\(name)") {
+            return try V2Checkpoint.convertPackaged(package, klass: "\(module).\(name)", path: path)
         }
         for key in ["klass", "args", "kwargs", "state"] where package[key] == nil {
             throw CheckpointError("\(path) is not a demucs model checkpoint: it has no '\(key)' entry (a training checkpoint or a bare state dict?)")
@@ -109,6 +117,13 @@ public enum LegacyCheckpoint {
             return Converted(metadata: metadata, tensors: tensors, quantized: true)
         }
 
+        let tensors = try plainTensors(state, path: path)
+        try check(tensors, against: layout, path: path)
+        return Converted(metadata: metadata, tensors: tensors, quantized: false)
+    }
+
+    /// The tensors of a plain state dict, which must all be float tensors under string names.
+    static func plainTensors(_ state: PickleDict, path: String) throws -> [String: RawTensor] {
         var tensors: [String: RawTensor] = [:]
         for (key, value) in state.pairs {
             guard case .string(let k) = key else {
@@ -122,7 +137,11 @@ public enum LegacyCheckpoint {
             }
             tensors[k] = t
         }
-        // The same names and shapes as the architecture, so that a mismatch is reported here.
+        return tensors
+    }
+
+    /// The same names and shapes as the architecture, so that a mismatch is reported at import.
+    static func check(_ tensors: [String: RawTensor], against layout: [ParameterLayout.Parameter], path: String) throws {
         for p in layout {
             guard let t = tensors[p.name] else {
                 throw CheckpointError("\(path): the state has no tensor \(p.name) (shape \(p.shape)), which the architecture in its klass / kwargs needs")
@@ -135,7 +154,6 @@ public enum LegacyCheckpoint {
         if let extra = tensors.keys.sorted().first(where: { !expected.contains($0) }) {
             throw CheckpointError("\(path): the state has tensor \(extra), which the architecture in its klass / kwargs does not have")
         }
-        return Converted(metadata: metadata, tensors: tensors, quantized: false)
     }
 
     /// Converts the checkpoint at `path` into `folder/<signature>.safetensors` (written

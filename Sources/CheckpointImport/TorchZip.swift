@@ -39,7 +39,28 @@ public enum TorchZip {
         } catch {
             throw CheckpointError("\(path) is not a readable zip archive (truncated or damaged?): \(error)")
         }
+        return try load(archive: archive, path: path, name: name)
+    }
 
+    /// Unpickles a `torch.save` held in memory (demucs v2 stores its quantised state as the
+    /// zlib-compressed bytes of one); `description` names it in errors.
+    public static func load(data: Data, description: String) throws -> PickleValue {
+        guard data.starts(with: [0x50, 0x4B]) else {
+            if data.starts(with: legacyMagic) {
+                throw CheckpointError("\(description) is in the legacy torch serialization format (torch < 1.6), which is not supported")
+            }
+            throw CheckpointError("\(description) is not a torch.save archive")
+        }
+        let archive: Archive
+        do {
+            archive = try Archive(data: data, accessMode: .read)
+        } catch {
+            throw CheckpointError("\(description) is not a readable zip archive (truncated or damaged?): \(error)")
+        }
+        return try load(archive: archive, path: description, name: description)
+    }
+
+    private static func load(archive: Archive, path: String, name: String) throws -> PickleValue {
         // Every entry: a plain file under one root folder.
         var root: String?
         var entries: [String: Entry] = [:]

@@ -1,3 +1,4 @@
+import CheckpointImport
 import Foundation
 
 /// Makes sure a pretrained model is in the cache, downloading what is missing from the hub.
@@ -21,9 +22,13 @@ public struct ModelDownloader: Sendable {
     /// Where models are fetched from.
     public var hub: HubClient
 
-    public init(cache: ModelCache, hub: HubClient) {
+    /// Where demucs v2's pretrained `.th` files are fetched from (`V2Models`).
+    public var v2BaseURL: URL
+
+    public init(cache: ModelCache, hub: HubClient, v2BaseURL: URL? = nil) {
         self.cache = cache
         self.hub = hub
+        self.v2BaseURL = v2BaseURL ?? V2Models.baseURL(environment: ProcessInfo.processInfo.environment)
     }
 
     /// A downloader for the cache `cacheRoot` (else the default one for `environment`, see
@@ -32,6 +37,7 @@ public struct ModelDownloader: Sendable {
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.cache = cacheRoot.map { ModelCache(root: $0) } ?? ModelCache(environment: environment)
         self.hub = HubClient(baseURL: hubURL, environment: environment)
+        self.v2BaseURL = V2Models.baseURL(environment: environment)
     }
 
     /// Returns the installed model `name` (`NAME` or `NAMESPACE/NAME`), downloading missing files
@@ -53,7 +59,10 @@ public struct ModelDownloader: Sendable {
         var manifest = try ChecksumManifest.load(path: manifestPath) ?? ChecksumManifest()
         var downloaded: [String] = []
 
-        if try cache.files(of: model) == nil {
+        if try cache.files(of: model) == nil, let signature = V2Models.signature(of: model) {
+            try await fetchV2(model, signature: signature, name: name, manifest: &manifest, progress: progress)
+            downloaded = [model.yamlFile, model.model + ".safetensors"]
+        } else if try cache.files(of: model) == nil {
             let missing = [model.yamlFile] + (KnownModels.signatures(of: model)?.map { $0 + ".safetensors" } ?? [])
             try await fetch(model.yamlFile, of: model, name: name, stillMissing: missing,
                             manifest: &manifest, progress: progress)
@@ -101,6 +110,50 @@ public struct ModelDownloader: Sendable {
             throw notInstalled(name: name, model: model, missing: stillMissing, reason: error.reason)
         }
         manifest.hashes[file] = try FileDigest.sha256(ofFile: destination)
+        try manifest.write(path: cache.manifestPath(for: model))
+    }
+
+    /// Downloads demucs v2's `<name>-<sig>.th`, checks its sha256 against the signature, converts
+    /// it into `<name>.safetensors` and writes the one-model `<name>.yaml` (in that order, so the
+    /// yaml never lists a missing file), recording both in the manifest. The `.th` is deleted.
+    private func fetchV2(_ model: HubModelName, signature: String, name: String, manifest: inout ChecksumManifest,
+                         progress: (@Sendable (DownloadProgress) -> Void)?) async throws {
+        let folder = cache.folder(for: model)
+        let file = V2Models.fileName(model.model, signature: signature)
+        let url = V2Models.url(of: file, base: v2BaseURL)
+        // The converter reads the name and checksum from the file name, so it keeps it, in a
+        // private folder that is removed whatever happens.
+        let staging = ModelCache.join(folder, ".v2-\(getpid())-\(UUID().uuidString.prefix(8))")
+        do {
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
+        } catch {
+            throw ModelStoreError(.fileSystem, "cannot create \(staging): \(error)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let downloadedPath = ModelCache.join(staging, file)
+        do {
+            try await hub.download(url, to: downloadedPath, progress: progress)
+        } catch let error as DownloadError {
+            throw ModelStoreError(.notInstalled, "model \(name) is not installed and could not be downloaded (\(error.reason)). Download \(url.absoluteString) and install it with: demucsctl models import \(file)")
+        }
+        let digest = try FileDigest.sha256(ofFile: downloadedPath)
+        guard digest.hasPrefix(signature) else {
+            throw ModelStoreError(.checksumMismatch, "\(url.absoluteString) arrived damaged or is not demucs's file: its sha256 is \(digest), the name says \(signature)...")
+        }
+        do {
+            try LegacyCheckpoint.importFile(path: downloadedPath, into: folder)
+        } catch {
+            throw ModelStoreError(.invalidModelFile, "\(url.absoluteString) could not be converted: \(error)")
+        }
+        let weights = model.model + ".safetensors"
+        manifest.hashes[weights] = try FileDigest.sha256(ofFile: cache.path(of: weights, for: model))
+        let yamlPath = cache.path(of: model.yamlFile, for: model)
+        let yamlTemp = ModelCache.join(staging, model.yamlFile)
+        try Data("models: ['\(model.model)']\n".utf8).write(to: URL(fileURLWithPath: yamlTemp))
+        guard rename(yamlTemp, yamlPath) == 0 else {
+            throw ModelStoreError(.fileSystem, "cannot move \(yamlTemp) to \(yamlPath): \(String(cString: strerror(errno)))")
+        }
+        manifest.hashes[model.yamlFile] = try FileDigest.sha256(ofFile: yamlPath)
         try manifest.write(path: cache.manifestPath(for: model))
     }
 

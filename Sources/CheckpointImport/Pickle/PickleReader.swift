@@ -24,6 +24,12 @@ public struct PickleReader {
         "demucs.htdemucs": ["HTDemucs"],
         "demucs.hdemucs": ["HDemucs"],
         "demucs.demucs": ["Demucs"],
+        // demucs 2.0.3's model classes, and what its `save_model` pickles in `training_args`: an
+        // argparse Namespace of the training flags, some of them paths.
+        "demucs.model": ["Demucs"],
+        "demucs.tasnet": ["ConvTasNet"],
+        "argparse": ["Namespace"],
+        "pathlib": ["PosixPath", "PurePosixPath", "WindowsPath", "PureWindowsPath", "Path"],
         "diffq.diffq": ["DiffQuantizer"],
         "diffq.uniform": ["UniformQuantizer"],
     ]
@@ -45,6 +51,8 @@ public struct PickleReader {
     var stack: [PickleValue] = []
     var marks: [[PickleValue]] = []
     var memo: [Int: PickleValue] = [:]
+    /// The dicts that stand for `argparse.Namespace` objects: their BUILD state is their content.
+    var namespaces = Set<ObjectIdentifier>()
     var storages: [String: TorchStorage] = [:]
 
     public init(data: Data, source: String, loadStorage: @escaping StorageLoader) {
@@ -351,6 +359,14 @@ public struct PickleReader {
                 out.append(UInt8(scalar.value))
             }
             return .bytes(out)
+        case ("pathlib", _):
+            // A path is only data here: its parts joined, never touched on disk.
+            var parts: [String] = []
+            for arg in args {
+                guard case .string(let part) = arg else { throw fail("\(name) of a \(arg.kindName)") }
+                parts.append(part)
+            }
+            return .string(parts.joined(separator: "/").replacingOccurrences(of: "//", with: "/"))
         case ("torch", "Size"):
             guard let first = args.first, let items = first.items else { return .tuple([]) }
             return .tuple(items)
@@ -359,13 +375,21 @@ public struct PickleReader {
         }
     }
 
-    func construct(_ cls: PickleValue, _ args: [PickleValue]) throws -> PickleValue {
+    mutating func construct(_ cls: PickleValue, _ args: [PickleValue]) throws -> PickleValue {
         if case .global("collections", "OrderedDict") = cls, args.isEmpty { return .dict(PickleDict()) }
+        if case .global("argparse", "Namespace") = cls, args.isEmpty {
+            let d = PickleDict()
+            namespaces.insert(ObjectIdentifier(d))
+            return .dict(d)
+        }
         throw refuse("the pickle constructs an object of class \(cls.kindName) (NEWOBJ)")
     }
 
     func build(_ object: PickleValue, _ state: PickleValue) throws {
         switch (object, state) {
+        case (.dict(let d), .dict(let attributes)) where namespaces.contains(ObjectIdentifier(d)):
+            for (key, value) in attributes.pairs { try d.set(key, value) }
+            return
         case (.dict, .none): return
         // The instance attributes of an OrderedDict, such as the `_metadata` of a state_dict():
         // plain data that a state has no use for.

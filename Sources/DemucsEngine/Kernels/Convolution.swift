@@ -268,3 +268,36 @@ enum Convolution {
         }
     }
 }
+
+extension Convolution {
+    /// Depthwise (one filter per channel, `groups = channels`), bias-free, stride-1 convolution of
+    /// `[channels, length]` with `weight` `[channels, taps]` dilated by `dilation`, zero-padded by
+    /// `leftPadding` on the left and whatever keeps the length on the right: output sample `t` is
+    /// `Σ_p weight[c, p] · x[c, t + p·dilation - leftPadding]`. Conv-TasNet's blocks use it.
+    static func depthwise(_ x: Tensor, weight: Tensor, dilation: Int, leftPadding: Int) -> Tensor {
+        Profile.measure(.convolution) {
+            let channels = x.shape[0], length = x.count / channels, taps = weight.shape[1]
+            var out = Tensor(zeros: [channels, length])
+            x.data.withUnsafeBufferPointer { xs in
+                weight.data.withUnsafeBufferPointer { ws in
+                    out.data.withUnsafeMutableBufferPointer { os in
+                        for c in 0..<channels {
+                            let src = xs.baseAddress! + c * length
+                            let dst = os.baseAddress! + c * length
+                            for p in 0..<taps {
+                                let w = ws[c * taps + p]
+                                let shift = p * dilation - leftPadding
+                                // Output samples whose input sample t + shift lies inside the signal.
+                                let from = max(0, -shift), to = min(length, length - shift)
+                                guard from < to else { continue }
+                                let s = src + shift
+                                for t in from..<to { dst[t] += w * s[t] }
+                            }
+                        }
+                    }
+                }
+            }
+            return out
+        }
+    }
+}

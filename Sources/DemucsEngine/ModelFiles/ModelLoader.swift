@@ -31,8 +31,12 @@ public enum ModelLoader {
             model = try WaveformDemucs(config: WaveformDemucsConfig(&kwargs), weights: weights)
         case "demucs.hdemucs.HDemucs":
             model = try HDemucs(config: HDemucsConfig(&kwargs), weights: weights)
+        case "demucs.model.Demucs":
+            model = try WaveformDemucs(config: WaveformDemucsConfig(v2: &kwargs), weights: weights)
+        case "demucs.tasnet.ConvTasNet":
+            model = try ConvTasNet(config: ConvTasNetConfig(&kwargs), weights: weights)
         default:
-            throw EngineError(.unsupportedModel, "model file \(path): model class \(klass) is not supported by this engine (supported: demucs.htdemucs.HTDemucs, demucs.hdemucs.HDemucs, demucs.demucs.Demucs)")
+            throw EngineError(.unsupportedModel, "model file \(path): model class \(klass) is not supported by this engine (supported: \(ParameterLayout.supportedClasses.joined(separator: ", ")))")
         }
         try checkAllUsed(weights, path: path)
         return model

@@ -19,7 +19,8 @@ public enum ParameterLayout {
     }
 
     /// The classes this knows.
-    public static let supportedClasses = ["demucs.htdemucs.HTDemucs", "demucs.hdemucs.HDemucs", "demucs.demucs.Demucs"]
+    public static let supportedClasses = ["demucs.htdemucs.HTDemucs", "demucs.hdemucs.HDemucs", "demucs.demucs.Demucs",
+                                          "demucs.model.Demucs", "demucs.tasnet.ConvTasNet"]
 
     /// The parameters of `klass` built with the keyword arguments `kwargsJSON` (the checkpoint's
     /// `kwargs` metadata), in PyTorch order.
@@ -39,6 +40,8 @@ public enum ParameterLayout {
         case "demucs.htdemucs.HTDemucs": try hybrid(&a, &b, transformer: true)
         case "demucs.hdemucs.HDemucs": try hybrid(&a, &b, transformer: false)
         case "demucs.demucs.Demucs": try waveform(&a, &b)
+        case "demucs.model.Demucs": try waveformV2(&a, &b)
+        case "demucs.tasnet.ConvTasNet": try convTasNet(&a, &b)
         default:
             throw EngineError(.unsupportedModel, "model file \(source): cannot lay out the parameters of model class \(klass) (known: \(supportedClasses.joined(separator: ", ")))")
         }
@@ -475,5 +478,76 @@ public enum ParameterLayout {
         if lstmLayers > 0 {
             b.blstm("lstm", dim: inChannels, layers: lstmLayers)
         }
+    }
+
+    /// demucs 2.0.3's `demucs.model.Demucs`: `encoder.i` = [conv, ReLU, (1×1 conv, GLU/ReLU)],
+    /// `decoder.i` = [(context conv, GLU/ReLU), transposed conv, (ReLU)], then the BLSTM.
+    static func waveformV2(_ a: inout Args, _ b: inout Builder) throws {
+        let sources = try a.count("sources")
+        let audioChannels = try a.int("audio_channels", 2)
+        var channels = try a.int("channels", 64)
+        let depth = try a.int("depth", 6)
+        let rewrite = a.truthy("rewrite", true)
+        let glu = a.truthy("glu", true)
+        let kernelSize = try a.int("kernel_size", 8)
+        let growth = try a.double("growth", 2)
+        let lstmLayers = try a.int("lstm_layers", 2)
+        let context = try a.int("context", 3)
+        let chScale = glu ? 2 : 1
+        var encoder: [Builder] = [], decoder: [Builder] = []
+        var inChannels = audioChannels
+        for index in 0..<depth {
+            var enc = Builder()
+            enc.conv(".0", inChannels, channels, [kernelSize])
+            if rewrite { enc.conv(".2", channels, chScale * channels, [1]) }
+            encoder.append(enc)
+            var dec = Builder()
+            let outChannels = index > 0 ? inChannels : sources * audioChannels
+            if rewrite { dec.conv(".0", channels, chScale * channels, [context]) }
+            dec.convTr(rewrite ? ".2" : ".0", channels, outChannels, [kernelSize])
+            decoder.insert(dec, at: 0)
+            inChannels = channels
+            channels = Int(growth * Double(channels))
+        }
+        for (name, list) in [("encoder", encoder), ("decoder", decoder)] {
+            for (i, layer) in list.enumerated() {
+                for p in layer.params { b.add("\(name).\(i)" + p.name, p.shape) }
+            }
+        }
+        if lstmLayers > 0 { b.blstm("lstm", dim: inChannels, layers: lstmLayers) }
+    }
+
+    /// demucs 2.0.3's `demucs.tasnet.ConvTasNet`.
+    static func convTasNet(_ a: inout Args, _ b: inout Builder) throws {
+        let sources = try a.count("sources")
+        let n = try a.int("N", 256), l = try a.int("L", 20), bottleneck = try a.int("B", 256)
+        let h = try a.int("H", 512), p = try a.int("P", 3), x = try a.int("X", 8), r = try a.int("R", 4)
+        let audioChannels = try a.int("audio_channels", 2)
+        let norm = try a.string("norm_type", "gLN")
+        let causal = a.truthy("causal", false)
+        func addNorm(_ prefix: String, _ c: Int) {
+            guard norm == "gLN" || norm == "cLN" else { return }
+            b.add(prefix + ".gamma", [1, c, 1])
+            b.add(prefix + ".beta", [1, c, 1])
+        }
+        b.add("encoder.conv1d_U.weight", [n, audioChannels, l])
+        b.add("separator.network.0.gamma", [1, n, 1])
+        b.add("separator.network.0.beta", [1, n, 1])
+        b.add("separator.network.1.weight", [bottleneck, n, 1])
+        for repeatIndex in 0..<r {
+            for block in 0..<x {
+                let net = "separator.network.2.\(repeatIndex).\(block).net"
+                b.add(net + ".0.weight", [h, bottleneck, 1])
+                b.add(net + ".1.weight", [1])
+                addNorm(net + ".2", h)
+                let shift = causal ? 1 : 0
+                b.add(net + ".3.net.0.weight", [h, 1, p])
+                b.add(net + ".3.net.\(1 + shift).weight", [1])
+                addNorm(net + ".3.net.\(2 + shift)", h)
+                b.add(net + ".3.net.\(3 + shift).weight", [bottleneck, h, 1])
+            }
+        }
+        b.add("separator.network.3.weight", [sources * n, bottleneck, 1])
+        b.add("decoder.basis_signals.weight", [audioChannels * l, n])
     }
 }

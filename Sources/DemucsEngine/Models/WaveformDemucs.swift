@@ -1,7 +1,8 @@
 import Foundation
 
-/// The waveform Demucs (`demucs.demucs.Demucs`, demucs v2/v3 and the time-only MDX models): a
-/// U-Net over the raw waveform.
+/// The waveform Demucs (`demucs.demucs.Demucs`, demucs v3 and the time-only MDX models, and
+/// demucs v2's `demucs.model.Demucs`, see `WaveformDemucsConfig(v2:)`): a U-Net over the raw
+/// waveform.
 ///
 /// In demucs's order: normalise by the mono mix's mean and standard deviation, zero-pad to
 /// `valid_length` (centred), upsample ×2 with julius's sinc resampler, `depth` encoder layers
@@ -23,6 +24,7 @@ public struct WaveformDemucs: SeparationModel {
     public var audioChannels: Int { config.audioChannels }
     public var segment: Fraction
     public var maxSegment: Fraction? { nil }
+    public var applyGeneration: ApplyGeneration { config.generation == .v2 ? .v2 : .v4 }
 
     init(config c: WaveformDemucsConfig, weights: Weights) throws {
         config = c
@@ -81,7 +83,8 @@ public struct WaveformDemucs: SeparationModel {
                 for i in 0..<xs.count { xs[i] = (xs[i] - mean) / divisor }
             }
         }
-        let valid = try validLength(length)
+        // v2's model runs on what `apply_model` gives it (already padded to `valid_length`).
+        let valid = config.generation == .v2 ? length : try validLength(length)
         if valid > length {
             let delta = valid - length
             x = padBoth(x, left: delta / 2, right: delta - delta / 2)
@@ -117,8 +120,9 @@ public struct WaveformDemucs: SeparationModel {
         x.data.withUnsafeMutableBufferPointer { xs in
             for i in 0..<xs.count { xs[i] = xs[i] * std + mean }
         }
-        x = centerTrimRows(x, length)
-        return x.reshaped([config.sources.count, channels, length])
+        // v2 returns its whole output, which `apply_model` centre-trims (once) to the chunk.
+        if config.generation == .v4 { x = centerTrimRows(x, length) }
+        return x.reshaped([config.sources.count, channels, x.shape[1]])
     }
 }
 
@@ -230,7 +234,10 @@ struct WaveDecoderLayer: Sendable {
         glu = c.glu
         if c.rewrite {
             let scale = c.glu ? 2 : 1
-            rewrite = try Conv(w, "0", cin: cin, cout: scale * cin, kernel: 2 * c.context + 1, padding: c.context)
+            // v2's context convolution is unpadded with kernel `context`; v3/v4 pad a `2·context + 1` kernel.
+            rewrite = c.generation == .v2
+                ? try Conv(w, "0", cin: cin, cout: scale * cin, kernel: c.context)
+                : try Conv(w, "0", cin: cin, cout: scale * cin, kernel: 2 * c.context + 1, padding: c.context)
             norm1 = norm ? try GroupNorm(w, "1", groups: c.normGroups, channels: scale * cin) : nil
             index = 3
         } else {

@@ -8,6 +8,12 @@
 /// reject (`kernel_size` or `stride` below 1, a DConv hidden size that its 4 attention heads do
 /// not divide, ...) are refused by name.
 struct WaveformDemucsConfig: Sendable {
+    /// Which demucs release the class comes from: `demucs.demucs.Demucs` (v3/v4) or
+    /// `demucs.model.Demucs` (v2, see `WaveformDemucsConfig(v2:)`). They differ in the decoder's
+    /// context convolution, `valid_length` and who pads and trims (the model or `apply_model`).
+    enum Generation: Sendable { case v4, v2 }
+
+    var generation = Generation.v4
     var sources: [String]
     var audioChannels = 2
     var channels = 64
@@ -91,6 +97,7 @@ struct WaveformDemucsConfig: Sendable {
 
     /// demucs's `valid_length`: the nearest length at or above `length` for which every strided
     /// convolution consumes its input exactly (with `resample`, counted at twice the rate).
+    /// v2 also counts the `context - 1` samples each decoder context convolution consumes.
     func validLength(_ length: Int) -> Int {
         var n = resample ? 2 * length : length
         for _ in 0..<depth {
@@ -98,6 +105,7 @@ struct WaveformDemucsConfig: Sendable {
             // math.ceil(d / stride), for either sign of d.
             let q = d >= 0 ? (d + stride - 1) / stride : -((-d) / stride)
             n = max(1, q + 1)
+            if generation == .v2 { n += context - 1 }
         }
         for _ in 0..<depth { n = (n - 1) * stride + kernelSize }
         if resample { n = (n + 1) / 2 }

@@ -49,7 +49,10 @@ public struct Separator: Sendable {
         for i in 0..<length { mono[i] /= Float(channels) }
         let (mean, stdRaw) = mono.withUnsafeBufferPointer { Normalization.meanStd($0) }
         mono = []
-        let std = stdRaw + 1e-8
+        // demucs v2's separate.py divides by the bare standard deviation; a silent track would then
+        // give NaN there, so the epsilon stays for it.
+        let v2 = bag.models.allSatisfy { $0.applyGeneration == .v2 }
+        let std = v2 && stdRaw > 0 ? stdRaw : stdRaw + 1e-8
         mix.data.withUnsafeMutableBufferPointer { p in
             for i in 0..<p.count { p[i] = (p[i] - mean) / std }
         }
@@ -87,7 +90,8 @@ public struct Separator: Sendable {
     /// The number of model passes, for progress.
     func totalPasses(length: Int) -> Int {
         bag.models.reduce(0) { sum, model in
-            let shifted = options.shifts > 0 ? length + Int(0.5 * Double(model.samplerate)) : length
+            let perSegment = model.applyGeneration == .v2 && options.split
+            let shifted = options.shifts > 0 && !perSegment ? length + Int(0.5 * Double(model.samplerate)) : length
             let perShift: Int
             if options.split {
                 let seg = segmentLength(model)
@@ -115,9 +119,12 @@ public struct Separator: Sendable {
                                   factors: [Float], rng: inout SplitMix64,
                                   counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws {
         let length = mix.shape[1]
-        guard options.shifts > 0 else {
+        // demucs v2 shifts inside each segment (see `applyShifted`); without splitting both agree.
+        let perSegment = model.applyGeneration == .v2 && options.split
+        guard options.shifts > 0, !perSegment else {
             try accumulateSplit(model, AudioChunk(mix), into: &estimates,
-                                sink: Sink(skip: 0, scale: 1, factors: factors), counter: counter, isCancelled: isCancelled)
+                                sink: Sink(skip: 0, scale: 1, factors: factors), shifts: perSegment ? options.shifts : 0,
+                                rng: &rng, counter: counter, isCancelled: isCancelled)
             return
         }
         let maxShift = Int(0.5 * Double(model.samplerate))
@@ -127,15 +134,17 @@ public struct Separator: Sendable {
             let shifted = AudioChunk(mix, virtualOffset: offset - maxShift, length: length + maxShift - offset)
             try accumulateSplit(model, shifted, into: &estimates,
                                 sink: Sink(skip: maxShift - offset, scale: 1 / Float(options.shifts), factors: factors),
-                                counter: counter, isCancelled: isCancelled)
+                                shifts: 0, rng: &rng, counter: counter, isCancelled: isCancelled)
         }
     }
 
     /// demucs's split: overlapping segments cross-faded with triangular weights. Each segment's
     /// output is divided by the sum of the weights covering each sample (computed from the
     /// segment grid, not accumulated in a track-long array) and added into the stems.
+    /// With `shifts > 0` (demucs v2), each segment is itself shifted `shifts` times.
     private func accumulateSplit(_ model: any SeparationModel, _ mix: AudioChunk, into estimates: inout Stems,
-                                 sink: Sink, counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws {
+                                 sink: Sink, shifts: Int, rng: inout SplitMix64,
+                                 counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws {
         guard options.split else {
             let out = try applyOne(model, mix, counter: counter, isCancelled: isCancelled)
             fold(out, at: 0, weight: nil, normaliser: nil, into: &estimates, sink: sink)
@@ -165,8 +174,14 @@ public struct Separator: Sendable {
         var start = 0
         while start < offsets.count {
             let batch = Array(offsets[start..<min(offsets.count, start + workers)])
-            let outputs = try mapConcurrently(batch) { offset in
-                try applyOne(model, mix.sub(offset: offset, length: segment), counter: counter, isCancelled: isCancelled)
+            // Shift offsets are drawn here, in segment order, so that a seed gives one result.
+            let maxShift = Int(0.5 * Double(model.samplerate))
+            let draws = batch.map { _ in (0..<shifts).map { _ in Int(rng.next() % UInt64(maxShift + 1)) } }
+            let outputs = try mapConcurrently(Array(batch.indices)) { i in
+                let chunk = mix.sub(offset: batch[i], length: segment)
+                return shifts > 0
+                    ? try applyShifted(model, chunk, offsets: draws[i], maxShift: maxShift, counter: counter, isCancelled: isCancelled)
+                    : try applyOne(model, chunk, counter: counter, isCancelled: isCancelled)
             }
             for (offset, chunk) in zip(batch, outputs) {
                 fold(chunk, at: offset, weight: weight, normaliser: grid, into: &estimates, sink: sink)
@@ -215,6 +230,36 @@ public struct Separator: Sendable {
             results.set(i, Result { try body(items[i]) })
         }
         return try results.values()
+    }
+
+    /// demucs v2's shifts of one segment: the segment padded by `maxShift` on each side (with its
+    /// neighbouring audio, zeros past the track), looked at from each offset; the outputs from
+    /// `maxShift - offset` on are averaged. The padding is a real copy: a pass that needs more
+    /// context than it holds sees zeros, as in v2.
+    private func applyShifted(_ model: any SeparationModel, _ chunk: AudioChunk, offsets: [Int], maxShift: Int,
+                              counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws -> Tensor {
+        let length = chunk.length
+        let padded = chunk.padded(length + 2 * maxShift)
+        var sum: Tensor?
+        for offset in offsets {
+            let shifted = AudioChunk(padded, offset: offset, length: length + maxShift - offset)
+            let out = try applyOne(model, shifted, counter: counter, isCancelled: isCancelled)
+            let skip = maxShift - offset, n = out.shape[2]
+            let rows = out.shape[0] * out.shape[1]
+            if sum == nil { sum = Tensor(zeros: [out.shape[0], out.shape[1], length]) }
+            out.data.withUnsafeBufferPointer { os in
+                sum!.data.withUnsafeMutableBufferPointer { ss in
+                    for r in 0..<rows {
+                        for j in 0..<length { ss[r * length + j] += os[r * n + skip + j] }
+                    }
+                }
+            }
+        }
+        let scale = 1 / Float(offsets.count)
+        sum!.data.withUnsafeMutableBufferPointer { ss in
+            for i in 0..<ss.count { ss[i] *= scale }
+        }
+        return sum!
     }
 
     private func applyOne(_ model: any SeparationModel, _ mix: AudioChunk,
