@@ -23,11 +23,12 @@ struct ParityCase: Decodable, CustomTestStringConvertible, Sendable {
 
     /// Runs `demucsctl separate --shifts 0 --float32 --clip-mode none` as demucs was run, and
     /// requires every stored stem to match demucs's to at least 60 dB SNR, at the same length.
-    func check(root: String) throws {
+    /// `repo` is the model folder (default `<root>/models`).
+    func check(root: String, repo: String? = nil) throws {
         let out = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: out) }
         let inputPath = TestSupport.fixtures + "/" + input
-        let run = try TestSupport.run(["separate", "--repo", root + "/models", "-n", model, "-o", out,
+        let run = try TestSupport.run(["separate", "--repo", repo ?? root + "/models", "-n", model, "-o", out,
                                        "--shifts", "0", "--float32", "--clip-mode", "none"] + flags + [inputPath])
         #expect(run.status == 0, "demucsctl failed: \(run.stderr)")
         let track = ((input as NSString).lastPathComponent as NSString).deletingPathExtension

@@ -82,6 +82,13 @@ public struct WaveformDemucs: SeparationModel {
             x.data.withUnsafeMutableBufferPointer { xs in
                 for i in 0..<xs.count { xs[i] = (xs[i] - mean) / divisor }
             }
+        } else if config.generation == .v2 {
+            // v2 divides by `1e-5 + std` with std = 1 even without `normalize` (and never
+            // multiplies back): a float32 division by 1.00001.
+            let divisor = Float(1 + 1e-5)
+            x.data.withUnsafeMutableBufferPointer { xs in
+                for i in 0..<xs.count { xs[i] = xs[i] / divisor }
+            }
         }
         // v2's model runs on what `apply_model` gives it (already padded to `valid_length`).
         let valid = config.generation == .v2 ? length : try validLength(length)
