@@ -45,8 +45,8 @@ struct Separate: ParsableCommand {
     @Option(name: [.customShort("d"), .long], help: "Device: only cpu (accepted for compatibility).")
     var device: String = "cpu"
 
-    @Option(help: "Random shifts averaged for equivariant stabilisation (0 = one deterministic pass; slower as it grows).")
-    var shifts: Int = 1
+    @Option(help: "Random shifts averaged for equivariant stabilisation (0 = one deterministic pass; slower as it grows). Default 1, or 0 for the demucs v2 models (demucs, demucs48_hq, demucs_extra, demucs_quantized, tasnet, tasnet_extra), as demucs 2.0.3 defaulted.")
+    var shifts: Int?
 
     @Option(help: "Overlap between the segments.")
     var overlap: Double = 0.25
@@ -94,7 +94,7 @@ struct Separate: ParsableCommand {
         if int24 && float32 { throw ValidationError("--int24 and --float32 cannot be used together") }
         if flac && mp3 { throw ValidationError("--flac and --mp3 cannot be used together") }
         if !(2...7).contains(mp3Preset) { throw ValidationError("--mp3-preset must be between 2 and 7") }
-        if shifts < 0 { throw ValidationError("--shifts must be 0 or more") }
+        if let shifts, shifts < 0 { throw ValidationError("--shifts must be 0 or more") }
         if !(0..<1).contains(overlap) { throw ValidationError("--overlap must be in [0, 1)") }
         if let segment, segment <= 0 { throw ValidationError("--segment must be positive") }
         if device != "cpu" { throw ValidationError("device \(device) is not available: demucsctl runs on the CPU (-d cpu)") }
@@ -127,8 +127,10 @@ struct Separate: ParsableCommand {
             throw ExitCode.validationFailure
         }
         if bag.models.count > 1 { print("Selected model is a bag of \(bag.models.count) models.") }
+        // demucs 2.0.3's separate.py defaulted to no shifts; the seed's `--name demucs` command relied on it.
+        let v2 = bag.models.allSatisfy { $0.applyGeneration == .v2 }
         let separator = Separator(bag: bag, options: SeparationOptions(
-            shifts: shifts, split: !noSplit, overlap: overlap,
+            shifts: shifts ?? (v2 ? 0 : 1), split: !noSplit, overlap: overlap,
             segment: segment.map { Fraction($0, 1) }, jobs: jobs))
         let naming = OutputNaming(out: out, modelName: name, template: filename)
         do {

@@ -30,4 +30,21 @@ import Testing
     func stemsMatchDemucsV2(_ c: ParityCase) throws {
         try c.check(root: Self.root, repo: try Self.repo.get())
     }
+
+    /// demucs 2.0.3's separate.py defaulted to `--shifts 0`, so `-n tasnet` without the flag is
+    /// one deterministic pass, byte for byte what `--shifts 0` gives (and `--shifts 1` is not).
+    @Test func v2ModelsDefaultToNoShifts() throws {
+        let repo = try Self.repo.get()
+        let input = TestSupport.fixtures + "/audio/cut_b.flac"
+        func stems(_ flags: [String]) throws -> Data {
+            let out = try TestSupport.temporaryFolder()
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let run = try TestSupport.run(["separate", "--repo", repo, "-n", "tasnet_small", "-o", out, "--float32"] + flags + [input])
+            #expect(run.status == 0, "\(run.stderr)")
+            return try Data(contentsOf: URL(fileURLWithPath: out + "/tasnet_small/cut_b/vocals.wav"))
+        }
+        let byDefault = try stems([])
+        #expect(byDefault == (try stems(["--shifts", "0"])))
+        #expect(byDefault != (try stems(["--shifts", "1"])))
+    }
 }
