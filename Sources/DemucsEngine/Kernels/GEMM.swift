@@ -31,6 +31,22 @@ enum GEMM {
             beta, c, blasint(ldc))
     }
 
+    /// `y[m] = alpha * A[m×n] * x[n] + beta * y`, row-major `A` with row stride `lda`.
+    ///
+    /// For one row of activations against a large weight matrix (an LSTM step with batch 1),
+    /// `sgemm` with m = 1 packs the whole weight matrix on every call, doubling the memory
+    /// traffic of what is a memory-bound product; `sgemv` streams it once.
+    @inline(__always)
+    static func multiplyVector(
+        m: Int, n: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int? = nil,
+        x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>
+    ) {
+        if m == 0 { return }
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(m), blasint(n), alpha, a, blasint(lda ?? n),
+                    x, 1, beta, y, 1)
+    }
+
     /// The number of threads the BLAS uses inside one multiply.
     static var threads: Int {
         get { Int(openblas_get_num_threads()) }

@@ -88,7 +88,11 @@ struct LSTM: Sendable {
                                 for step in 0..<time {
                                     let t = d == 0 ? step : time - 1 - step
                                     let g = gs.baseAddress! + t * batch * h4
-                                    if step > 0 {
+                                    if step > 0 && batch == 1 {
+                                        // g += W_hh · h
+                                        GEMM.multiplyVector(m: h4, n: hidden, a: whh.baseAddress!,
+                                                            x: hs.baseAddress!, beta: 1, y: g)
+                                    } else if step > 0 {
                                         // g += h · W_hhᵀ
                                         GEMM.multiply(transB: true, m: batch, n: h4, k: hidden,
                                                       a: hs.baseAddress!, b: whh.baseAddress!, beta: 1, c: g)
