@@ -13,7 +13,7 @@ public struct Tensor: Sendable, Equatable {
     /// A tensor of zeros.
     public init(zeros shape: [Int]) {
         self.shape = shape
-        self.data = [Float](repeating: 0, count: shape.reduce(1, *))
+        self.data = LargeBuffer.zeros(shape.reduce(1, *))
     }
 
     /// A tensor over existing elements; `data.count` must match the shape.
@@ -48,7 +48,7 @@ public struct Tensor: Sendable, Equatable {
         var srcStrides = [Int](repeating: 1, count: rank)
         for i in stride(from: rank - 2, through: 0, by: -1) { srcStrides[i] = srcStrides[i + 1] * shape[i + 1] }
         let strides = perm.map { srcStrides[$0] }
-        var out = [Float](repeating: 0, count: count)
+        var out = LargeBuffer.zeros(count)
         // Walk the output in order; the innermost dimension is copied with its source stride.
         let inner = newShape.last ?? 1
         let innerStride = strides.last ?? 1

@@ -33,7 +33,7 @@ enum Attention {
             let d = dim / heads
             let scale = 1 / Float(d).squareRoot()
             var out = Tensor(zeros: [nq, dim])
-            var scores = [Float](repeating: 0, count: nq * nk)
+            var scores = LargeBuffer.zeros(nq * nk)
             q.data.withUnsafeBufferPointer { qs in
                 k.data.withUnsafeBufferPointer { ks in
                     v.data.withUnsafeBufferPointer { vs in

@@ -35,7 +35,7 @@ enum Convolution {
             let pointwise = kernel == 1 && stride == 1 && padding == 0
             // Output positions per block, so that the unfolded block stays under the limit.
             let block = max(1, min(lout, maxColumnFloats / max(rows * inner, 1)))
-            var col = pointwise ? [] : [Float](repeating: 0, count: rows * block * inner)
+            var col = pointwise ? [] : LargeBuffer.zeros(rows * block * inner)
             x.data.withUnsafeBufferPointer { xs in
                 weight.data.withUnsafeBufferPointer { ws in
                     out.data.withUnsafeMutableBufferPointer { os in
@@ -108,7 +108,7 @@ enum Convolution {
                 }
             } else {
                 let block = max(1, min(batch, maxColumnFloats / max(rows * lout, 1)))
-                var col = [Float](repeating: 0, count: rows * block * lout)
+                var col = LargeBuffer.zeros(rows * block * lout)
                 x.data.withUnsafeBufferPointer { xs in
                     weight.data.withUnsafeBufferPointer { ws in
                         out.data.withUnsafeMutableBufferPointer { os in
@@ -163,7 +163,7 @@ enum Convolution {
             var out = Tensor(zeros: [batch, cout, lout, inner])
             let rows = cout * kernel
             let cols = length * inner
-            var col = [Float](repeating: 0, count: rows * cols)
+            var col = LargeBuffer.zeros(rows * cols)
             x.data.withUnsafeBufferPointer { xs in
                 weight.data.withUnsafeBufferPointer { ws in
                     out.data.withUnsafeMutableBufferPointer { os in
@@ -210,7 +210,7 @@ enum Convolution {
             var out = Tensor(zeros: [cout, hout, wout])
             let rows = cin * kh * kw
             let block = max(1, min(hout, maxColumnFloats / max(rows * wout, 1)))
-            var col = [Float](repeating: 0, count: rows * block * wout)
+            var col = LargeBuffer.zeros(rows * block * wout)
             x.data.withUnsafeBufferPointer { xs in
                 weight.data.withUnsafeBufferPointer { ws in
                     out.data.withUnsafeMutableBufferPointer { os in

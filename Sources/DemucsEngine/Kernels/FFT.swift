@@ -12,8 +12,8 @@ struct FFT: Sendable {
     init(size: Int) {
         precondition(size > 0 && size & (size - 1) == 0, "FFT size must be a power of two")
         self.size = size
-        var cosTable = [Float](repeating: 0, count: size / 2)
-        var sinTable = [Float](repeating: 0, count: size / 2)
+        var cosTable = LargeBuffer.zeros(size / 2)
+        var sinTable = LargeBuffer.zeros(size / 2)
         for k in 0..<(size / 2) {
             let angle = -2.0 * Double.pi * Double(k) / Double(size)
             cosTable[k] = Float(cos(angle))

@@ -12,7 +12,7 @@ struct Spectrogram: Sendable {
         self.channels = channels
         self.freqs = freqs
         self.frames = frames
-        re = [Float](repeating: 0, count: channels * freqs * frames)
+        re = LargeBuffer.zeros(channels * freqs * frames)
         im = re
     }
 }
@@ -42,12 +42,12 @@ struct STFT: Sendable {
             let extra = maxPad - src.count + 1
             let extraRight = min(right, extra)
             let extraLeft = extra - extraRight
-            src = [Float](repeating: 0, count: extraLeft) + src + [Float](repeating: 0, count: extraRight)
+            src = LargeBuffer.zeros(extraLeft) + src + LargeBuffer.zeros(extraRight)
             left -= extraLeft
             right -= extraRight
         }
         let n = src.count
-        var out = [Float](repeating: 0, count: n + left + right)
+        var out = LargeBuffer.zeros(n + left + right)
         for j in 0..<left { out[j] = src[left - j] }
         for j in 0..<n { out[left + j] = src[j] }
         for j in 0..<right { out[left + n + j] = src[n - 2 - j] }
@@ -62,8 +62,8 @@ struct STFT: Sendable {
             let freqs = nfft / 2 + 1
             var spec = Spectrogram(channels: channels, freqs: freqs, frames: frames)
             let scale = 1 / Float(nfft).squareRoot()
-            var re = [Float](repeating: 0, count: nfft)
-            var im = [Float](repeating: 0, count: nfft)
+            var re = LargeBuffer.zeros(nfft)
+            var im = LargeBuffer.zeros(nfft)
             x.withUnsafeBufferPointer { xs in
                 for c in 0..<channels {
                     let padded = STFT.reflectPad(
@@ -97,16 +97,16 @@ struct STFT: Sendable {
             let frames = spec.frames, freqs = spec.freqs
             precondition(freqs == nfft / 2 + 1)
             let total = nfft + hop * (frames - 1)
-            var out = [Float](repeating: 0, count: spec.channels * length)
-            var envelope = [Float](repeating: 0, count: total)
+            var out = LargeBuffer.zeros(spec.channels * length)
+            var envelope = LargeBuffer.zeros(total)
             for t in 0..<frames {
                 for n in 0..<nfft { envelope[t * hop + n] += window[n] * window[n] }
             }
             // normalized=True undoes the forward 1/sqrt(nfft); the inverse FFT itself divides by nfft.
             let scale = Float(nfft).squareRoot() / Float(nfft)
-            var re = [Float](repeating: 0, count: nfft)
-            var im = [Float](repeating: 0, count: nfft)
-            var signal = [Float](repeating: 0, count: total)
+            var re = LargeBuffer.zeros(nfft)
+            var im = LargeBuffer.zeros(nfft)
+            var signal = LargeBuffer.zeros(total)
             let start = nfft / 2
             for c in 0..<spec.channels {
                 for i in 0..<total { signal[i] = 0 }

@@ -59,29 +59,22 @@ struct DConv: Sendable {
     /// the spectrogram branch one per frequency row.
     func callAsFunction(_ input: Tensor, batch: Int) -> Tensor {
         var x = input
-        let channels = x.shape[0]
-        let plane = x.count / channels
         for block in blocks {
             let c1 = block.conv1
             var y = Convolution.convRows(x, batch: batch, weight: c1.weight, bias: c1.bias,
                                          padding: c1.padding, dilation: c1.dilation)
-            Normalization.groupNormRows(&y, batch: batch, weight: block.norm1.weight, bias: block.norm1.bias)
-            if gelu { Activations.gelu(&y) } else { Activations.relu(&y) }
+            if gelu {
+                FusedDConv.normGELU(&y, batch: batch, weight: block.norm1.weight, bias: block.norm1.bias)
+            } else {
+                Normalization.groupNormRows(&y, batch: batch, weight: block.norm1.weight, bias: block.norm1.bias)
+                Activations.relu(&y)
+            }
             if let lstm = block.lstm { y = lstm(y, batch: batch) }
             if let attn = block.attn { y = attn(y, batch: batch) }
             y = Convolution.convRows(y, batch: batch, weight: block.conv2.weight, bias: block.conv2.bias)
-            Normalization.groupNormRows(&y, batch: batch, weight: block.norm2.weight, bias: block.norm2.bias)
-            y = Activations.glu(y.reshaped([1] + y.shape), batch: 1)
-            // x += scale[c] * y
-            x.data.withUnsafeMutableBufferPointer { xs in
-                y.data.withUnsafeBufferPointer { ys in
-                    for c in 0..<channels {
-                        let s = block.scale.data[c]
-                        let o = c * plane
-                        for i in 0..<plane { xs[o + i] += s * ys[o + i] }
-                    }
-                }
-            }
+            // x += scale[c] * GLU(norm2(y)), in one pass over y.
+            FusedDConv.normGLUAdd(y, into: &x, batch: batch, weight: block.norm2.weight, bias: block.norm2.bias,
+                                  layerScale: block.scale)
         }
         return x
     }

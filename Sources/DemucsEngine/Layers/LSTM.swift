@@ -61,9 +61,9 @@ struct LSTM: Sendable {
         let inDim = x.count / max(time * batch, 1)
         let outDim = dirs.count * hidden
         var out = Tensor(zeros: [time, batch, outDim])
-        var gates = [Float](repeating: 0, count: time * batch * h4)
-        var h = [Float](repeating: 0, count: batch * hidden)
-        var c = [Float](repeating: 0, count: batch * hidden)
+        var gates = LargeBuffer.zeros(time * batch * h4)
+        var h = LargeBuffer.zeros(batch * hidden)
+        var c = LargeBuffer.zeros(batch * hidden)
         for (d, dir) in dirs.enumerated() {
             // gates[t, n, :] = x[t, n, :] · W_ihᵀ + b_ih + b_hh, for every step at once.
             gates.withUnsafeMutableBufferPointer { gs in

@@ -50,7 +50,7 @@ struct LocalState: Sendable {
             dq.data.withUnsafeMutableBufferPointer { p in
                 VectorMath.map(p.baseAddress!, p.count) { 1 / (1 + VectorMath.exp(-$0)) / 2 }
             }
-            decay = [Float](repeating: 0, count: heads * columns)
+            decay = LargeBuffer.zeros(heads * columns)
             for h in 0..<heads {
                 for f in 0..<ndecay {
                     let rate = Float(f + 1)
@@ -63,7 +63,7 @@ struct LocalState: Sendable {
         let scale = 1 / Float(dh).squareRoot()
         let decayScale = 1 / Float(ndecay).squareRoot()
         var result = Tensor(zeros: [channels, columns])
-        var scores = [Float](repeating: 0, count: time * time)
+        var scores = LargeBuffer.zeros(time * time)
         Profile.measure(.attention) {
             q.data.withUnsafeBufferPointer { qs in
                 k.data.withUnsafeBufferPointer { ks in

@@ -34,8 +34,8 @@ struct SincResample: Sendable {
     static func makeKernels(old: Int, new: Int, width: Int, zeros: Int, sr: Double) -> [Float] {
         let size = 2 * width + old
         let srF = Float(sr), oldF = Float(old), zerosF = Float(zeros), piF = Float(Double.pi)
-        var kernels = [Float](repeating: 0, count: new * size)
-        var row = [Float](repeating: 0, count: size)
+        var kernels = LargeBuffer.zeros(new * size)
+        var row = LargeBuffer.zeros(size)
         for i in 0..<new {
             let phase = Float(-Double(i) / Double(new))
             var sum: Float = 0
@@ -83,7 +83,7 @@ struct SincResample: Sendable {
                             // The padded input this block reads: from first·old to (last-1)·old + size.
                             let from = first * old
                             let to = min(paddedLength, (last - 1) * old + size)
-                            var padded = [Float](repeating: 0, count: to - from)
+                            var padded = LargeBuffer.zeros(to - from)
                             for p in from..<to {
                                 let i = min(max(p - width, 0), length - 1)
                                 padded[p - from] = src[i]

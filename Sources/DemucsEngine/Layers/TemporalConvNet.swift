@@ -112,8 +112,8 @@ struct TasNetNorm: Sendable {
             let q = p + c * frames
             for i in 0..<frames { let d = Double(q[i]) - mean[i]; sq[i] += d * d }
         }
-        var inv = [Float](repeating: 0, count: frames)
-        var m = [Float](repeating: 0, count: frames)
+        var inv = LargeBuffer.zeros(frames)
+        var m = LargeBuffer.zeros(frames)
         for i in 0..<frames {
             inv[i] = Float(1 / (sq[i] / Double(channels) + eps).squareRoot())
             m[i] = Float(mean[i])

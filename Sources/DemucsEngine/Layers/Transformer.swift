@@ -190,7 +190,7 @@ enum PositionalEmbedding {
     /// `create_sin_embedding`: `[length, dim]`, cosines in the first half, sines in the second.
     static func sin1D(length: Int, dim: Int, shift: Int = 0, maxPeriod: Double) -> [Float] {
         let half = dim / 2
-        var out = [Float](repeating: 0, count: length * dim)
+        var out = LargeBuffer.zeros(length * dim)
         for a in 0..<half {
             let exponent = Float(a) / Float(half - 1)
             let denom = powf(Float(maxPeriod), exponent)
@@ -207,7 +207,7 @@ enum PositionalEmbedding {
     /// the channels encodes the frame (width), the second half the frequency row (height).
     static func sin2D(dim: Int, height: Int, width: Int, maxPeriod: Double) -> [Float] {
         let half = dim / 2
-        var out = [Float](repeating: 0, count: width * height * dim)
+        var out = LargeBuffer.zeros(width * height * dim)
         let factor = Float(-(log(maxPeriod) / Double(half)))
         for j in stride(from: 0, to: half, by: 2) {
             let div = Float(exp(Double(Float(j) * factor)))

@@ -249,7 +249,7 @@ public enum DiffQ {
         static func dequantize(levels: [Int32], bits: [Double], groupSize: Int, min mn: Double, max mx: Double) -> [Float] {
             let scale = Float(mx - mn)
             let offset = Float(mn)
-            var out = [Float](repeating: 0, count: levels.count)
+            var out = LargeBuffer.zeros(levels.count)
             let groups = bits.count == 1 ? 1 : bits.count
             let size = bits.count == 1 ? levels.count : groupSize
             levels.withUnsafeBufferPointer { lv in

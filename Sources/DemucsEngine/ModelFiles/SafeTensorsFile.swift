@@ -119,7 +119,7 @@ public final class SafeTensorsFile {
         }
         let count = e.shape.reduce(1, *)
         let raw = base + dataStart + e.begin
-        var out = [Float](repeating: 0, count: count)
+        var out = LargeBuffer.zeros(count)
         switch e.dtype {
         case "F32":
             out.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: count * 4)) }

@@ -50,7 +50,7 @@ public struct RawTensor: Sendable, Equatable {
     /// The elements converted to float32 (exactly, for F32 / F16 / BF16).
     public func floats() -> [Float] {
         let n = count
-        var out = [Float](repeating: 0, count: n)
+        var out = LargeBuffer.zeros(n)
         data.withUnsafeBytes { raw in
             switch dtype {
             case .f32:

@@ -123,8 +123,8 @@ public struct ConvTasNet: SeparationModel {
         let c = config
         let sources = c.sources.count, rows = c.audioChannels * c.l, plane = c.n * frames
         var out = Tensor(zeros: [sources, c.audioChannels, length])
-        var masked = [Float](repeating: 0, count: plane)
-        var framesOut = [Float](repeating: 0, count: rows * frames)
+        var masked = LargeBuffer.zeros(plane)
+        var framesOut = LargeBuffer.zeros(rows * frames)
         for s in 0..<sources {
             mixture.data.withUnsafeBufferPointer { xs in
                 mask.data.withUnsafeBufferPointer { ms in

@@ -210,7 +210,7 @@ struct HDemucsSpectrogram: Sendable {
             let le = (length + hop - 1) / hop
             let pad = hop / 2 * 3
             let padded = length + 2 * pad + le * hop - length
-            var signal = [Float](repeating: 0, count: channels * padded)
+            var signal = LargeBuffer.zeros(channels * padded)
             for c in 0..<channels {
                 signal.replaceSubrange((c * padded + pad)..<(c * padded + pad + length),
                                        with: x.data[(c * length)..<((c + 1) * length)])
@@ -248,7 +248,7 @@ struct HDemucsSpectrogram: Sendable {
         case .hybridOld:
             let le = hop * ((length + hop - 1) / hop)
             let signal = stft.inverse(pad(z, frames: 2), length: le)
-            var out = [Float](repeating: 0, count: z.channels * length)
+            var out = LargeBuffer.zeros(z.channels * length)
             for c in 0..<z.channels {
                 out.replaceSubrange((c * length)..<((c + 1) * length), with: signal[(c * le)..<(c * le + length)])
             }

@@ -51,7 +51,7 @@ struct HybridSpectrogram: Sendable {
         let pad = hop / 2 * 3
         let le = hop * ((length + hop - 1) / hop) + 2 * pad
         let signal = stft.inverse(full, length: le)
-        var out = [Float](repeating: 0, count: z.channels * length)
+        var out = LargeBuffer.zeros(z.channels * length)
         for c in 0..<z.channels {
             out.replaceSubrange((c * length)..<((c + 1) * length),
                                 with: signal[(c * le + pad)..<(c * le + pad + length)])

@@ -71,7 +71,7 @@ public struct WaveformDemucs: SeparationModel {
         var mean: Float = 0, std: Float = 1
         var x = input
         if config.normalize {
-            var mono = [Float](repeating: 0, count: length)
+            var mono = LargeBuffer.zeros(length)
             for c in 0..<channels { for i in 0..<length { mono[i] += input.data[c * length + i] } }
             let n = Float(channels)
             for i in 0..<length { mono[i] /= n }

@@ -44,7 +44,7 @@ public struct Separator: Sendable {
         }
         guard length > 0 else { throw EngineError(.invalidArgument, "the audio is empty") }
         // Normalise by the mono mix (demucs: ref = wav.mean(0); (wav - ref.mean()) / (ref.std() + 1e-8)).
-        var mono = [Float](repeating: 0, count: length)
+        var mono = LargeBuffer.zeros(length)
         for c in 0..<channels { for i in 0..<length { mono[i] += mix.data[c * length + i] } }
         for i in 0..<length { mono[i] /= Float(channels) }
         let (mean, stdRaw) = mono.withUnsafeBufferPointer { Normalization.meanStd($0) }
@@ -157,7 +157,7 @@ public struct Separator: Sendable {
         guard stride > 0 else { throw EngineError(.invalidArgument, "overlap \(options.overlap) leaves no stride between segments") }
         // Triangular cross-fade weights, computed as demucs does in float32.
         let half = segment / 2
-        var weight = [Float](repeating: 0, count: segment)
+        var weight = LargeBuffer.zeros(segment)
         for i in 0..<half { weight[i] = Float(i + 1) }
         for i in half..<segment { weight[i] = Float(segment - i) }
         let peak = weight.max() ?? 1

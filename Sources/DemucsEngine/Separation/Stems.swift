@@ -17,7 +17,7 @@ public struct Stems: Sendable {
         self.sources = sources
         self.channels = channels
         self.length = length
-        rows = Array(repeating: [Float](repeating: 0, count: length), count: sources.count * channels)
+        rows = Array(repeating: LargeBuffer.zeros(length), count: sources.count * channels)
     }
 
     /// The channels of source `k`, moved out (the rows are left empty).

@@ -1,0 +1,107 @@
+/// DConv's elementwise work fused into as few passes over memory as the maths allows.
+///
+/// A DConv block is conv → GroupNorm(1) → GELU → … → 1×1 conv → GroupNorm(1) → GLU → LayerScale
+/// → residual sum. Done one step at a time, the 2C-channel tensor after the 1×1 convolution is
+/// read or written seven times (two statistics passes, the normalised copy, GLU's copy of the
+/// gates, its product, the residual sum) and two fresh tensors are allocated. Here the statistics
+/// take their two passes and a single pass applies the norm, the GLU, the scale and the sum into
+/// the residual stream. The arithmetic is the same, in the same order, as the separate kernels
+/// (`Normalization.groupNormRows`, `Activations.gelu` / `glu`), so the results are bit for bit
+/// those of the unfused steps.
+enum FusedDConv {
+    typealias V = VectorMath.V
+
+    /// GroupNorm(1) per batch item of `[channels, batch, length]`, then GELU, in place.
+    static func normGELU(_ x: inout Tensor, batch: Int, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
+        let channels = weight.count
+        let length = x.count / (channels * batch)
+        var scale = [Float](repeating: 0, count: channels), shift = [Float](repeating: 0, count: channels)
+        x.data.withUnsafeMutableBufferPointer { xs in
+            for b in 0..<batch {
+                Profile.measure(.normalization) {
+                    statistics(xs.baseAddress!, channels: channels, batch: batch, item: b, length: length,
+                               weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift)
+                }
+                Profile.measure(.activation) {
+                    for c in 0..<channels {
+                        let p = xs.baseAddress! + (c * batch + b) * length
+                        let s = scale[c], t = shift[c]
+                        VectorMath.map(p, length) { v in
+                            let y = v * s + t
+                            return 0.5 * y * (1 + VectorMath.erf(y * 0.70710678118654752440))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `x[c] += layerScale[c] · GLU(GroupNorm(1)(y))[c]` for `y` `[2C, batch, length]` and the
+    /// residual stream `x` `[C, batch, length]`.
+    static func normGLUAdd(_ y: Tensor, into x: inout Tensor, batch: Int, weight: Tensor, bias: Tensor,
+                           layerScale: Tensor, eps: Float = 1e-5) {
+        let channels2 = weight.count, half = channels2 / 2
+        let length = y.count / (channels2 * batch)
+        var scale = [Float](repeating: 0, count: channels2), shift = [Float](repeating: 0, count: channels2)
+        y.data.withUnsafeBufferPointer { ys in
+            x.data.withUnsafeMutableBufferPointer { xs in
+                for b in 0..<batch {
+                    Profile.measure(.normalization) {
+                        statistics(UnsafeMutablePointer(mutating: ys.baseAddress!), channels: channels2, batch: batch,
+                                   item: b, length: length, weight: weight, bias: bias, eps: eps,
+                                   scale: &scale, shift: &shift)
+                    }
+                    Profile.measure(.activation) {
+                        for c in 0..<half {
+                            let a = ys.baseAddress! + (c * batch + b) * length
+                            let g = ys.baseAddress! + ((c + half) * batch + b) * length
+                            let dst = xs.baseAddress! + (c * batch + b) * length
+                            let sa = scale[c], ta = shift[c], sg = scale[c + half], tg = shift[c + half]
+                            let ls = layerScale.data[c]
+                            var i = 0
+                            while i + 8 <= length {
+                                let av = UnsafeRawPointer(a + i).loadUnaligned(as: V.self) * sa + ta
+                                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self) * sg + tg
+                                let gated = 1 / (1 + VectorMath.exp(-gv)) * av
+                                let old = UnsafeRawPointer(dst + i).loadUnaligned(as: V.self)
+                                UnsafeMutableRawPointer(dst + i).storeBytes(of: old + ls * gated, as: V.self)
+                                i += 8
+                            }
+                            if i < length {
+                                var av = V(repeating: 0), gv = V(repeating: 0)
+                                for j in 0..<(length - i) { av[j] = a[i + j] * sa + ta; gv[j] = g[i + j] * sg + tg }
+                                let gated = 1 / (1 + VectorMath.exp(-gv)) * av
+                                for j in 0..<(length - i) { dst[i + j] += ls * gated[j] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Item `item`'s mean and variance over all channels (in Double, two passes, as
+    /// `groupNormRows`), folded with the affine weights into a per-channel scale and shift.
+    private static func statistics(_ p: UnsafeMutablePointer<Float>, channels: Int, batch: Int, item b: Int, length: Int,
+                                   weight: Tensor, bias: Tensor, eps: Float,
+                                   scale: inout [Float], shift: inout [Float]) {
+        let n = Double(channels * length)
+        var sum = 0.0
+        for c in 0..<channels {
+            let q = p + (c * batch + b) * length
+            for i in 0..<length { sum += Double(q[i]) }
+        }
+        let mean = sum / n
+        var sq = 0.0
+        for c in 0..<channels {
+            let q = p + (c * batch + b) * length
+            for i in 0..<length { let d = Double(q[i]) - mean; sq += d * d }
+        }
+        let inv = 1 / (sq / n + Double(eps)).squareRoot()
+        for c in 0..<channels {
+            let w = Double(weight.data[c])
+            scale[c] = Float(w * inv)
+            shift[c] = Float(Double(bias.data[c]) - mean * w * inv)
+        }
+    }
+}
