@@ -26,9 +26,12 @@ let package = Package(
         .systemLibrary(name: "CLame", pkgConfig: "lame", providers: [.apt(["libmp3lame-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
+        // Kernels that need CPU instructions Swift cannot emit (AVX512_BF16), chosen at run time.
+        .target(name: "CDemucsKernels", cSettings: [.unsafeFlags(["-O3"])]),
+
         .target(
             name: "DemucsEngine",
-            dependencies: ["COpenBLAS", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CDemucsKernels", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"])]
         ),
         .target(name: "AudioIO", dependencies: ["CSndFile", "CLame"]),

@@ -36,7 +36,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Random shifts (as separate --shifts).")
     var shifts: Int = 0
 
+    @Option(help: "Matrix multiply arithmetic (as separate --precision).")
+    var precision: EnginePrecision = .float32
+
     func run() throws {
+        if let reason = precision.unavailableReason {
+            printError(reason)
+            throw ExitCode.validationFailure
+        }
         let bag: ModelBag
         do {
             bag = try ModelLocator.load(name: name, repo: repo, verbose: false)
@@ -54,7 +61,7 @@ struct Bench: ParsableCommand {
         let decodeTime = Date().timeIntervalSince(decodeStart)
         let duration = Double(audio.frameCount) / Double(bag.samplerate)
         let mix = Tensor(shape: [bag.audioChannels, audio.frameCount], data: audio.channels.flatMap { $0 })
-        let options = SeparationOptions(shifts: shifts, jobs: jobs)
+        let options = SeparationOptions(shifts: shifts, jobs: jobs, precision: precision)
         let separator = Separator(bag: bag, options: options)
         Profile.setEnabled(true)
         let cpuStart = processCPUTime()
@@ -82,7 +89,7 @@ struct Bench: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("model: \(name) (\(bag.models.count) model(s)); audio: \(String(format: "%.1f", duration)) s; cores: \(cores); segments in parallel: \(jobs == 0 ? cores : jobs); BLAS threads per segment: \(max(1, cores / max(1, jobs == 0 ? cores : jobs)))")
+        print("model: \(name) (\(bag.models.count) model(s)); audio: \(String(format: "%.1f", duration)) s; cores: \(cores); segments in parallel: \(jobs == 0 ? cores : jobs); BLAS threads per segment: \(max(1, cores / max(1, jobs == 0 ? cores : jobs))); precision: \(precision.rawValue)")
         print(String(format: "separation: %.2f s wall (%.3f s per audio second, %.2fx real time), %.2f s CPU", separateTime, separateTime / duration, duration / separateTime, cpu))
         print(String(format: "whole run: %.2f s wall (decode %.2f s, encode %.2f s)", wall, decodeTime, encodeTime))
         print(String(format: "peak RSS: %.0f MB", Double(usage.ru_maxrss) / 1024))

@@ -138,12 +138,28 @@ import Testing
             ("[jobs]\nsettle_seconds = nan", "[jobs] settle_seconds"),
             ("[model]\nname = \"../etc\"", "[model] name"),
             ("[separation]\ntwo_stems = \"vo cals\"", "[separation] two_stems"),
+            ("[separation]\nprecision = \"fp8\"", "[separation] precision"),
             ("data = \"\"", "data"),
         ] {
             let e = try #require(error(text))
             #expect(e.key == key, "\(text)")
             #expect(e.description.hasPrefix("demucsd.conf: \(key) = "), "\(e)")
         }
+    }
+
+    /// `precision = "bf16"` turns the engine's bf16 matrix multiplies on where the CPU has them,
+    /// and is a configuration error naming the missing instructions where it has not.
+    @Test func bf16PrecisionFollowsTheCPU() throws {
+        let text = "[separation]\nprecision = \"bf16\"\n"
+        if EnginePrecision.bf16Available {
+            let config = try DaemonConfig.parse(text)
+            #expect(config.separation.precision == .bf16)
+            #expect(config.separation.engineOptions(threads: 0).precision == .bf16)
+        } else {
+            let e = try #require(error(text))
+            #expect(e.problem.contains("AVX512_BF16"), "\(e)")
+        }
+        #expect(try DaemonConfig.parse("").separation.precision == .float32)
     }
 
     @Test func wrongTypeNamesKeyAndType() throws {

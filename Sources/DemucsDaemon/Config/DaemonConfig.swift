@@ -17,7 +17,7 @@ import TOMLKit
 /// ```toml
 /// data = "./data"
 /// [model]       # name, repo, cache
-/// [separation]  # shifts, overlap, segment, two_stems
+/// [separation]  # shifts, overlap, segment, two_stems, precision
 /// [output]      # wav, wav_format, mp3, mp3_bitrate, mp3_preset, flac, clip_mode
 /// [jobs]        # workers, threads, retry_limit, on_success, on_failure,
 ///               # max_file_size_mb, max_duration_minutes, settle_seconds
@@ -47,7 +47,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// can be pointed to where it belongs. Kept in step with the section parsers by the tests.
     static let sectionKeys: [(section: String, keys: [String])] = [
         ("model", ["name", "repo", "cache"]),
-        ("separation", ["shifts", "overlap", "segment", "two_stems"]),
+        ("separation", ["shifts", "overlap", "segment", "two_stems", "precision"]),
         ("output", ["wav", "wav_format", "mp3", "mp3_bitrate", "mp3_preset", "flac", "clip_mode"]),
         ("jobs", ["workers", "threads", "retry_limit", "on_success", "on_failure", "max_file_size_mb",
                   "max_duration_minutes", "settle_seconds"]),

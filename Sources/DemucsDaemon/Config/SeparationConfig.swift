@@ -12,8 +12,12 @@ public struct SeparationConfig: Sendable, Equatable {
     /// Keep only this stem and its complement (`vocals` → `vocals` + `no_vocals`); nil keeps all.
     /// Checked against the model's stems only once the model is loaded.
     public var twoStems: String?
+    /// The matrix multiplies' arithmetic: `float32` (as PyTorch) or `bf16` (faster, needs AVX512_BF16).
+    public var precision: EnginePrecision
 
-    public init(shifts: Int = 1, overlap: Double = 0.25, segment: Double? = nil, twoStems: String? = nil) {
+    public init(shifts: Int = 1, overlap: Double = 0.25, segment: Double? = nil, twoStems: String? = nil,
+                precision: EnginePrecision = .float32) {
+        self.precision = precision
         self.shifts = shifts
         self.overlap = overlap
         self.segment = segment
@@ -23,7 +27,7 @@ public struct SeparationConfig: Sendable, Equatable {
     /// The engine's options for these settings, with `threads` parallel segments (0 = all cores).
     public func engineOptions(threads: Int) -> SeparationOptions {
         SeparationOptions(shifts: shifts, overlap: overlap, segment: segment.map { Fraction(decimal: $0) },
-                          jobs: threads)
+                          jobs: threads, precision: precision)
     }
 
     init(reading reader: inout ConfigTableReader) throws {
@@ -40,6 +44,12 @@ public struct SeparationConfig: Sendable, Equatable {
             throw reader.error("two_stems", "is not a stem name (\"\" for all stems, or one stem such as \"vocals\")")
         }
         self.twoStems = twoStems.isEmpty ? nil : twoStems
+        let precisionName = try reader.string("precision", default: defaults.precision.rawValue)
+        guard let precision = EnginePrecision(rawValue: precisionName) else {
+            throw reader.error("precision", "must be \"float32\" or \"bf16\"")
+        }
+        if let reason = precision.unavailableReason { throw reader.error("precision", "cannot be used here: \(reason)") }
+        self.precision = precision
         try reader.rejectUnknownKeys()
     }
 }

@@ -1,3 +1,4 @@
+import CDemucsKernels
 import COpenBLAS
 
 /// Matrix multiply through the system BLAS (OpenBLAS on Debian).
@@ -22,6 +23,11 @@ enum GEMM {
         let lda = lda ?? (transA ? m : k)
         let ldb = ldb ?? (transB ? k : n)
         let ldc = ldc ?? n
+        if precision == .bf16, m * n * k >= bf16MinimumWork {
+            demucs_bf16_gemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
+                             a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
         cblas_sgemm(
             CblasRowMajor,
             transA ? CblasTrans : CblasNoTrans,
@@ -47,6 +53,12 @@ enum GEMM {
                     x, 1, beta, y, 1)
     }
 
+    /// How the matrix multiplies compute; see `EnginePrecision`.
+    nonisolated(unsafe) static var precision = EnginePrecision.float32
+
+    /// Products smaller than this (m·n·k) stay in float32: packing would cost more than it saves.
+    static let bf16MinimumWork = 1 << 18
+
     /// The number of threads the BLAS uses inside one multiply.
     static var threads: Int {
         get { Int(openblas_get_num_threads()) }
@@ -60,5 +72,25 @@ public enum EngineThreads {
     public static var blas: Int {
         get { GEMM.threads }
         set { GEMM.threads = max(1, newValue) }
+    }
+}
+
+/// The arithmetic of the engine's matrix multiplies (convolutions, linear layers, attention).
+///
+/// `float32` (the default) is what PyTorch computes. `bf16` rounds both operands of every large
+/// product to bfloat16 and sums in float32, on CPUs with AVX512_BF16 (`demucs_bf16_gemm`): about
+/// twice the multiply rate, at a cost in accuracy measured in docs/PERFORMANCE.md. LSTM steps and
+/// everything outside the matrix multiplies stay in float32. It is chosen per separation
+/// (`SeparationOptions.precision`) and holds process-wide while that separation runs.
+public enum EnginePrecision: String, Sendable, CaseIterable {
+    case float32, bf16
+
+    /// Whether this CPU can run `bf16`.
+    public static var bf16Available: Bool { demucs_bf16_available() != 0 }
+
+    /// The reason `self` cannot run here, or nil when it can.
+    public var unavailableReason: String? {
+        guard self == .bf16, !Self.bf16Available else { return nil }
+        return "bf16 precision needs a CPU with AVX512_BF16 (e.g. AMD Zen 4, Intel Cooper Lake or Sapphire Rapids); this one has none, use float32"
     }
 }

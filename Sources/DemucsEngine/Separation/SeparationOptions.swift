@@ -14,9 +14,12 @@ public struct SeparationOptions: Sendable, Equatable {
     public var jobs: Int = 0
     /// Seed for the random shifts, for reproducible runs; nil draws a fresh one.
     public var seed: UInt64?
+    /// The arithmetic of the matrix multiplies (`float32` as PyTorch, or the faster `bf16`).
+    public var precision: EnginePrecision = .float32
 
     public init(shifts: Int = 1, split: Bool = true, overlap: Double = 0.25, transitionPower: Double = 1,
-                segment: Fraction? = nil, jobs: Int = 0, seed: UInt64? = nil) {
+                segment: Fraction? = nil, jobs: Int = 0, seed: UInt64? = nil, precision: EnginePrecision = .float32) {
+        self.precision = precision
         self.shifts = shifts
         self.split = split
         self.overlap = overlap

@@ -64,6 +64,10 @@ public struct Separator: Sendable {
         let previousThreads = GEMM.threads
         GEMM.threads = max(1, cores / max(parallelSegments, 1))
         defer { GEMM.threads = previousThreads }
+        if let reason = options.precision.unavailableReason { throw EngineError(.invalidArgument, reason) }
+        let previousPrecision = GEMM.precision
+        GEMM.precision = options.precision
+        defer { GEMM.precision = previousPrecision }
         let counter = ProgressCounter(total: totalPasses(length: length), callback: progress)
         var rng = SplitMix64(seed: options.seed ?? UInt64.random(in: .min ... .max))
         var estimates = Stems(sources: bag.sources, channels: channels, length: length)
