@@ -25,6 +25,17 @@ enum LargeBuffer {
         }
     }
 
+    /// An array of `count` floats whose contents are unspecified: for buffers that the caller
+    /// overwrites entirely before reading (matrix multiply outputs with beta = 0, im2col blocks),
+    /// which saves the zero-fill pass over them.
+    static func uninitialized(_ count: Int) -> [Float] {
+        guard count * MemoryLayout<Float>.size >= threshold else { return [Float](repeating: 0, count: count) }
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            advise(UnsafeMutableRawPointer(buffer.baseAddress!), bytes: count * MemoryLayout<Float>.size)
+            initialized = count
+        }
+    }
+
     /// Advises huge pages for the whole 2 MiB pages inside `[start, start + bytes)`.
     static func advise(_ start: UnsafeMutableRawPointer, bytes: Int) {
         #if os(Linux)

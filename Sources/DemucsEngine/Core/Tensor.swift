@@ -16,6 +16,13 @@ public struct Tensor: Sendable, Equatable {
         self.data = LargeBuffer.zeros(shape.reduce(1, *))
     }
 
+    /// A tensor whose elements the caller writes, every one, before reading any
+    /// (see `LargeBuffer.uninitialized`).
+    init(uninitialized shape: [Int]) {
+        self.shape = shape
+        self.data = LargeBuffer.uninitialized(shape.reduce(1, *))
+    }
+
     /// A tensor over existing elements; `data.count` must match the shape.
     public init(shape: [Int], data: [Float]) {
         precondition(shape.reduce(1, *) == data.count, "shape \(shape) does not match \(data.count) elements")

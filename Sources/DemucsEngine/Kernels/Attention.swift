@@ -7,7 +7,7 @@ enum Attention {
         Profile.measure(.linear) {
             let outDim = weight.shape[0], inDim = weight.shape[1]
             let n = x.count / inDim
-            var y = Tensor(zeros: [n, outDim])
+            var y = Tensor(uninitialized: [n, outDim])  // the bias rows or the product fill it
             x.data.withUnsafeBufferPointer { xs in
                 weight.data.withUnsafeBufferPointer { ws in
                     y.data.withUnsafeMutableBufferPointer { ys in
@@ -32,8 +32,10 @@ enum Attention {
             let nq = q.shape[0], nk = k.shape[0]
             let d = dim / heads
             let scale = 1 / Float(d).squareRoot()
-            var out = Tensor(zeros: [nq, dim])
-            var scores = LargeBuffer.zeros(nq * nk)
+            var out = Tensor(uninitialized: [nq, dim])  // every head writes its columns
+            var scores = LargeBuffer.uninitialized(nq * nk)
+            var rowSums = [Float](repeating: 0, count: nq)
+            rowSums.withUnsafeMutableBufferPointer { sums in
             q.data.withUnsafeBufferPointer { qs in
                 k.data.withUnsafeBufferPointer { ks in
                     v.data.withUnsafeBufferPointer { vs in
@@ -44,22 +46,32 @@ enum Attention {
                                                   a: qs.baseAddress! + h * d, lda: dim,
                                                   b: ks.baseAddress! + h * d, ldb: dim,
                                                   c: ss.baseAddress!)
-                                    softmaxRows(ss.baseAddress!, rows: nq, cols: nk)
+                                    // Unnormalised weights; each output row is divided by its
+                                    // row's sum afterwards (d values instead of nk).
+                                    softmaxRows(ss.baseAddress!, rows: nq, cols: nk, sums: sums.baseAddress!)
                                     GEMM.multiply(m: nq, n: d, k: nk,
                                                   a: ss.baseAddress!, b: vs.baseAddress! + h * d, ldb: dim,
                                                   c: os.baseAddress! + h * d, ldc: dim)
+                                    for r in 0..<nq {
+                                        let inv = 1 / sums[r]
+                                        let row = os.baseAddress! + r * dim + h * d
+                                        for j in 0..<d { row[j] *= inv }
+                                    }
                                 }
                             }
                         }
                     }
                 }
             }
+            }
             return out
         }
     }
 
     /// Softmax of each row, in place, with the row maximum subtracted first.
-    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+    /// With `sums`, the rows are left unnormalised (`exp(x - max)`) and their sums stored there.
+    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                            sums: UnsafeMutablePointer<Float>? = nil) {
         for r in 0..<rows {
             let row = p + r * cols
             var m8 = VectorMath.V(repeating: -.infinity)
@@ -85,6 +97,10 @@ enum Attention {
                 row[i] = e
                 sum += e
                 i += 1
+            }
+            if let sums {
+                sums[r] = sum
+                continue
             }
             let inv = 1 / sum
             VectorMath.map(row, cols) { $0 * inv }

@@ -29,13 +29,14 @@ enum Convolution {
             let length = x.count / (batch * cin * inner)
             precondition(length * batch * cin * inner == x.count, "conv input \(x.shape) does not fit cin \(cin)")
             let lout = outputLength(length, kernel: kernel, stride: stride, padding: padding, dilation: dilation)
-            var out = Tensor(zeros: [batch, cout, lout, inner])
+            // Every output block and every unfolded row is written in full before it is read.
+            var out = Tensor(uninitialized: [batch, cout, lout, inner])
             let rows = cin * kernel
             let outPlane = lout * inner
             let pointwise = kernel == 1 && stride == 1 && padding == 0
             // Output positions per block, so that the unfolded block stays under the limit.
             let block = max(1, min(lout, maxColumnFloats / max(rows * inner, 1)))
-            var col = pointwise ? [] : LargeBuffer.zeros(rows * block * inner)
+            var col = pointwise ? [] : LargeBuffer.uninitialized(rows * block * inner)
             x.data.withUnsafeBufferPointer { xs in
                 weight.data.withUnsafeBufferPointer { ws in
                     out.data.withUnsafeMutableBufferPointer { os in
@@ -56,6 +57,16 @@ enum Convolution {
                                         for k in 0..<kernel {
                                             let row = cs.baseAddress! + (ci * kernel + k) * cols
                                             let src = xb + ci * length * inner
+                                            if inner == 1 {
+                                                // One sample per position (the waveform branch): a
+                                                // strided gather, not a copy call per sample.
+                                                let offset = k * dilation - padding
+                                                for j in 0..<n {
+                                                    let pos = (start + j) * stride + offset
+                                                    row[j] = pos >= 0 && pos < length ? src[pos] : 0
+                                                }
+                                                continue
+                                            }
                                             for j in 0..<n {
                                                 let pos = (start + j) * stride + k * dilation - padding
                                                 let dst = row + j * inner
@@ -95,7 +106,7 @@ enum Convolution {
             let length = x.count / (cin * batch)
             precondition(length * cin * batch == x.count)
             let lout = outputLength(length, kernel: kernel, stride: 1, padding: padding, dilation: dilation)
-            var out = Tensor(zeros: [cout, batch, lout])
+            var out = Tensor(uninitialized: [cout, batch, lout])  // written in full by the products
             let rows = cin * kernel
             let plane = batch * lout
             if kernel == 1 && padding == 0 {
@@ -108,7 +119,7 @@ enum Convolution {
                 }
             } else {
                 let block = max(1, min(batch, maxColumnFloats / max(rows * lout, 1)))
-                var col = LargeBuffer.zeros(rows * block * lout)
+                var col = LargeBuffer.uninitialized(rows * block * lout)
                 x.data.withUnsafeBufferPointer { xs in
                     weight.data.withUnsafeBufferPointer { ws in
                         out.data.withUnsafeMutableBufferPointer { os in
@@ -163,7 +174,7 @@ enum Convolution {
             var out = Tensor(zeros: [batch, cout, lout, inner])
             let rows = cout * kernel
             let cols = length * inner
-            var col = LargeBuffer.zeros(rows * cols)
+            var col = LargeBuffer.uninitialized(rows * cols)  // the product writes all of it
             x.data.withUnsafeBufferPointer { xs in
                 weight.data.withUnsafeBufferPointer { ws in
                     out.data.withUnsafeMutableBufferPointer { os in
