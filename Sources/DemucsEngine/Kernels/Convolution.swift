@@ -7,8 +7,9 @@
 /// `[Cin·K, Lout·inner]` matrix, one block of output positions at a time so that the unfolded
 /// copy stays small, and multiplied by the `[Cout, Cin·K]` weight.
 enum Convolution {
-    /// Largest unfolded block, in floats (32 MiB), before the output is done in pieces.
-    static let maxColumnFloats = 8 << 20
+    /// Largest unfolded block, in floats (8 MiB), before the output is done in pieces: small enough
+    /// to stay out of the peak memory, large enough for full-speed matrix multiplies.
+    static let maxColumnFloats = 2 << 20
 
     /// Output length of a convolution.
     static func outputLength(_ length: Int, kernel: Int, stride: Int, padding: Int, dilation: Int = 1) -> Int {
@@ -174,7 +175,9 @@ enum Convolution {
             var out = Tensor(zeros: [batch, cout, lout, inner])
             let rows = cout * kernel
             let cols = length * inner
-            var col = LargeBuffer.uninitialized(rows * cols)  // the product writes all of it
+            // Input positions per block, so that the product's block stays under the limit.
+            let block = max(1, min(length, maxColumnFloats / max(rows * inner, 1)))
+            var col = LargeBuffer.uninitialized(rows * block * inner)  // each product writes its block
             x.data.withUnsafeBufferPointer { xs in
                 weight.data.withUnsafeBufferPointer { ws in
                     out.data.withUnsafeMutableBufferPointer { os in
@@ -182,20 +185,26 @@ enum Convolution {
                             for b in 0..<batch {
                                 let xb = xs.baseAddress! + b * cin * cols
                                 let ob = os.baseAddress! + b * cout * lout * inner
-                                // col[(co, k), (li, i)] = sum_ci W[ci, co, k] * x[ci, li, i]
-                                GEMM.multiply(transA: true, m: rows, n: cols, k: cin,
-                                              a: ws.baseAddress!, b: xb, c: cs.baseAddress!)
-                                // Fold: out[co, li*stride + k, i] += col[(co, k), (li, i)].
-                                for co in 0..<cout {
-                                    let oc = ob + co * lout * inner
-                                    for k in 0..<kernel {
-                                        let row = cs.baseAddress! + (co * kernel + k) * cols
-                                        for li in 0..<length {
-                                            let dst = oc + (li * stride + k) * inner
-                                            let src = row + li * inner
-                                            for i in 0..<inner { dst[i] += src[i] }
+                                var start = 0
+                                while start < length {
+                                    let n = min(block, length - start)
+                                    let width = n * inner
+                                    // col[(co, k), (li, i)] = sum_ci W[ci, co, k] * x[ci, start + li, i]
+                                    GEMM.multiply(transA: true, m: rows, n: width, k: cin,
+                                                  a: ws.baseAddress!, b: xb + start * inner, ldb: cols, c: cs.baseAddress!)
+                                    // Fold: out[co, (start + li)*stride + k, i] += col[(co, k), (li, i)].
+                                    for co in 0..<cout {
+                                        let oc = ob + co * lout * inner
+                                        for k in 0..<kernel {
+                                            let row = cs.baseAddress! + (co * kernel + k) * width
+                                            for li in 0..<n {
+                                                let dst = oc + ((start + li) * stride + k) * inner
+                                                let src = row + li * inner
+                                                for i in 0..<inner { dst[i] += src[i] }
+                                            }
                                         }
                                     }
+                                    start += n
                                 }
                             }
                         }
