@@ -26,15 +26,17 @@ let package = Package(
         .systemLibrary(name: "CLame", pkgConfig: "lame", providers: [.apt(["libmp3lame-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
+        // julius's windowed-sinc resampling, shared by input conversion and the waveform model.
+        .target(name: "Julius"),
         // Kernels that need CPU instructions Swift cannot emit (AVX512_BF16), chosen at run time.
         .target(name: "CDemucsKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         .target(
             name: "DemucsEngine",
-            dependencies: ["COpenBLAS", "CDemucsKernels", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CDemucsKernels", "Julius", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"])]
         ),
-        .target(name: "AudioIO", dependencies: ["CSndFile", "CLame"]),
+        .target(name: "AudioIO", dependencies: ["CSndFile", "CLame", "Julius"]),
         .target(
             name: "ModelStore",
             dependencies: ["DemucsEngine", "CheckpointImport", .product(name: "Crypto", package: "swift-crypto")]

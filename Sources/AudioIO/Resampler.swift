@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Julius
 
 /// Band-limited sample-rate conversion, a faithful port of julius 0.2.8 `resample_frac`
 /// (Julius O. Smith's windowed-sinc method), which demucs's `convert_audio` uses.
@@ -56,25 +52,21 @@ public struct Resampler: Sendable {
         self.outputRate = outputRate
         self.zeros = zeros
         self.rolloff = rolloff
-        let g = Self.gcd(inputRate, outputRate)
-        old = inputRate / g
-        new = outputRate / g
+        let g = JuliusSinc.geometry(from: inputRate, to: outputRate, zeros: zeros, rolloff: rolloff)
+        old = g.old
+        new = g.new
+        width = g.width
         if old == new {
-            width = 0
             kernels = []
             return
         }
-        // Python: sr = min(new, old) * rolloff (a double); width = ceil(zeros * old / sr).
-        let sr = Double(min(new, old)) * rolloff
-        let width = Int((Double(zeros * old) / sr).rounded(.up))
-        self.width = width
         let size = 2 * width + old
         guard size.multipliedReportingOverflow(by: new).partialValue <= Self.maxKernelTaps,
               !size.multipliedReportingOverflow(by: new).overflow else {
             throw AudioIOError(.invalidArgument, .convert, path: nil,
                                reason: "resampling \(inputRate) Hz -> \(outputRate) Hz reduces to \(old):\(new), too fine a ratio to precompute kernels for")
         }
-        kernels = Self.makeKernels(old: old, new: new, width: width, zeros: zeros, sr: sr)
+        kernels = JuliusSinc.kernels(old: old, new: new, width: width, zeros: zeros, sr: g.sr)
     }
 
     /// Whether this resampler returns its input untouched (equal rates after GCD reduction).
@@ -108,7 +100,7 @@ public struct Resampler: Sendable {
                     while o < outLength {
                         let window = xp.baseAddress! + j * old
                         for i in 0..<new where o + i < outLength {
-                            out[o + i] = Self.dot(kp.baseAddress! + i * size, window, size)
+                            out[o + i] = JuliusSinc.dot(kp.baseAddress! + i * size, window, size)
                         }
                         o += new
                         j += 1
@@ -126,71 +118,6 @@ public struct Resampler: Sendable {
                                reason: "resampler expects \(inputRate) Hz input, got \(buffer.sampleRate) Hz")
         }
         return AudioBuffer(sampleRate: outputRate, channels: buffer.channels.map { resample($0) })
-    }
-
-    // MARK: - Kernels
-
-    /// Builds the per-phase kernels with julius's float32 arithmetic, step by step:
-    /// `t = (-i/new + idx/old) * sr`, clamp to ±zeros, `t *= pi`,
-    /// `kernel = sinc(t) * cos(t/zeros/2)^2`, normalised by its sum.
-    static func makeKernels(old: Int, new: Int, width: Int, zeros: Int, sr: Double) -> [Float] {
-        let size = 2 * width + old
-        let srF = Float(sr)
-        let oldF = Float(old)
-        let zerosF = Float(zeros)
-        let piF = Float(Double.pi)
-        var kernels = [Float](repeating: 0, count: new * size)
-        var row = [Float](repeating: 0, count: size)
-        for i in 0..<new {
-            // Python evaluates -i/new as a double, then torch casts the scalar to float32.
-            let phase = Float(-Double(i) / Double(new))
-            var sum: Double = 0
-            for k in 0..<size {
-                let idx = Float(k - width)
-                var t = (phase + idx / oldF) * srF
-                t = min(max(t, -zerosF), zerosF)
-                t *= piF
-                let c = cos(t / zerosF / 2)
-                let window = c * c
-                let sinc: Float = t == 0 ? 1 : sin(t) / t
-                let value = sinc * window
-                row[k] = value
-                sum += Double(value)
-            }
-            let total = Float(sum)
-            for k in 0..<size { kernels[i * size + k] = row[k] / total }
-        }
-        return kernels
-    }
-
-    // MARK: - Helpers
-
-    /// Float32 dot product with eight-lane SIMD accumulation, close to what the BLAS/oneDNN
-    /// convolution behind torch's conv1d does (it also accumulates in float32 vectors).
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD8<Float>(repeating: 0)
-        var k = 0
-        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-        let stride = MemoryLayout<Float>.stride
-        while k + 8 <= n {
-            let va = ra.loadUnaligned(fromByteOffset: k * stride, as: SIMD8<Float>.self)
-            let vb = rb.loadUnaligned(fromByteOffset: k * stride, as: SIMD8<Float>.self)
-            acc += va * vb
-            k += 8
-        }
-        var s = acc.sum()
-        while k < n {
-            s += a[k] * b[k]
-            k += 1
-        }
-        return s
-    }
-
-    static func gcd(_ a: Int, _ b: Int) -> Int {
-        var (a, b) = (a, b)
-        while b != 0 { (a, b) = (b, a % b) }
-        return a
     }
 }
 
