@@ -38,7 +38,8 @@ struct Models: ParsableCommand {
                 if !missing.isEmpty { line += "  MISSING: " + missing.map { $0 + ".safetensors" }.joined(separator: ", ") }
                 print(line)
             }
-            for single in listing.single {
+            // A model installed with its own one-model yaml (imports, v2 downloads) is listed once, as a bag.
+            for single in listing.single where !listing.bags.contains(single) {
                 print(String(format: "  %-16@ single    %8.1f MB", single, Double(fileSize(root + "/" + single + ".safetensors")) / 1e6))
             }
         }
