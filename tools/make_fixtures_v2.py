@@ -21,6 +21,8 @@ What it does, in order:
   2. saves them the way v2 saved models (models/):
        v2demucs_small-<sig>.th  bare state dict, v2's `save_state(get_state(model, None))`
                                 (the format of v2's pretrained files NAME-SIG.th)
+       v2demucs_q01.th          the same package with the state in diffq 0.1.0's layout (no
+                                'meta', unpacked levels), as the 2021 demucs_quantized file
        v2demucs_q.th            packaged, v2's `save_model` with a DiffQuantizer
                                 (`get_quantizer`: min_size=--q-min-size, group_size=8), the
                                 bit widths per group of 8 weights set as training would have
@@ -372,6 +374,7 @@ def build_quantized_demucs(models_dir):
                        weights_only=False)
     qnames = [f"{n}" for n, p in model.named_parameters()
               if any(p is qp.param for qp in quantizer._qparams)]
+    write_diffq01_variant(package, state, quantizer, models_dir / "v2demucs_q01.th")
     describe("v2demucs_q", loaded, path)
     log(f"    {len(state['quantized'])} quantised parameters ({', '.join(qnames)}), "
         f"{len(state['others'])} float32 'others', {len(state['float16'])} float16")
@@ -380,6 +383,28 @@ def build_quantized_demucs(models_dir):
         f"quantizer attached (8-bit re-quantisation) SNR {snr_db(restored, requant):.1f} dB "
         f"vs the restored weights")
     return loaded, path
+
+
+def write_diffq01_variant(package, state, quantizer, path):
+    """v2demucs_q01.th: the same package with its state in diffq 0.1.0's layout, the version
+    demucs's 2021 `demucs_quantized` file was written with: no 'meta' entry and unpacked entries
+    (levels [groups, group_size] as uint8, or int16 past 8 bits, (min, max), bits [groups, 1]
+    uint8), as diffq 0.1.0's DiffQuantizer._quantize_param returns them. Its weights restore to
+    exactly v2demucs_q's (the Swift test compares the two conversions)."""
+    from diffq import bitpack
+    qparams = [qp for qp in quantizer._qparams if qp.other is None]
+    assert len(qparams) == len(state["quantized"])
+    entries = []
+    for qp, packed in zip(qparams, state["quantized"]):
+        levels, scales, bits = quantizer._bit_unpack_param(qp, packed, bitpack.unpack)
+        levels = levels.byte() if (bits <= 8).all() else levels.short()
+        entries.append((levels, scales, bits[:, None].byte()))
+    old_state = {"quantized": entries, "float16": state["float16"], "others": state["others"]}
+    buf = io.BytesIO()
+    torch.save(old_state, buf)
+    variant = dict(package)
+    variant["state"] = {"compressed": zlib.compress(buf.getvalue())}
+    torch.save(variant, str(path))
 
 
 TASNET_SMALL = dict(sources=SOURCES, N=16, L=20, B=8, H=16, P=3, X=3, R=2)

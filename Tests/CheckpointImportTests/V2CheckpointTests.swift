@@ -165,3 +165,19 @@ func snrDB(_ reference: [Float], _ estimate: [Float]) -> Double {
     }
     return noise == 0 ? .infinity : 10 * log10(signal / noise)
 }
+
+/// The diffq 0.1.0 layout of a quantised state (no `meta`, unpacked levels and bits), which the
+/// 2021 `demucs_quantized` file has, restores to exactly the weights of the diffq 0.2 layout.
+@Suite struct V2DiffQ01Tests {
+    @Test func diffq01LayoutRestoresTheSameWeights() throws {
+        let root = Fixtures.root + "/v2/models/"
+        let packed = try LegacyCheckpoint.convert(path: root + "v2demucs_q.th")
+        let old = try LegacyCheckpoint.convert(path: root + "v2demucs_q01.th")
+        #expect(old.quantized)
+        #expect(old.metadata == packed.metadata)
+        #expect(Set(old.tensors.keys) == Set(packed.tensors.keys))
+        for (name, tensor) in packed.tensors {
+            #expect(old.tensors[name] == tensor, "\(name) differs")
+        }
+    }
+}
