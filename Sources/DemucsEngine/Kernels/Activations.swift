@@ -6,7 +6,12 @@ enum Activations {
     static func gelu(_ x: inout Tensor) {
         Profile.measure(.activation) {
             x.data.withUnsafeMutableBufferPointer { p in
-                VectorMath.map(p.baseAddress!, p.count) { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752440)) }
+                let base = p.baseAddress!
+                let count = p.count
+                Parallel.forEach((count + 7) / 8, grain: 4096) { r in
+                    let lo = 8 * r.lowerBound, hi = min(count, 8 * r.upperBound)
+                    VectorMath.map(base + lo, hi - lo) { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752440)) }
+                }
             }
         }
     }
@@ -34,9 +39,12 @@ enum Activations {
                         let dst = os.baseAddress! + b * half * plane
                         let gate = src + half * plane
                         let n = half * plane
-                        dst.update(from: gate, count: n)
-                        VectorMath.map(dst, n) { g in 1 / (1 + VectorMath.exp(-g)) }
-                        for i in 0..<n { dst[i] *= src[i] }
+                        Parallel.forEach((n + 7) / 8, grain: 4096) { r in
+                            let lo = 8 * r.lowerBound, m = min(n, 8 * r.upperBound) - lo
+                            (dst + lo).update(from: gate + lo, count: m)
+                            VectorMath.map(dst + lo, m) { g in 1 / (1 + VectorMath.exp(-g)) }
+                            for i in lo..<(lo + m) { dst[i] *= src[i] }
+                        }
                     }
                 }
             }

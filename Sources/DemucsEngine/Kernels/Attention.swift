@@ -72,7 +72,14 @@ enum Attention {
     /// With `sums`, the rows are left unnormalised (`exp(x - max)`) and their sums stored there.
     static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
                             sums: UnsafeMutablePointer<Float>? = nil) {
-        for r in 0..<rows {
+        Parallel.forEach(rows, grain: max(1, 32768 / max(cols, 1))) { range in
+            softmaxRows(p, range, cols: cols, sums: sums)
+        }
+    }
+
+    private static func softmaxRows(_ p: UnsafeMutablePointer<Float>, _ range: Range<Int>, cols: Int,
+                                    sums: UnsafeMutablePointer<Float>?) {
+        for r in range {
             let row = p + r * cols
             var m8 = VectorMath.V(repeating: -.infinity)
             var i = 0

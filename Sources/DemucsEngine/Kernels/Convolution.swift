@@ -54,9 +54,11 @@ enum Convolution {
                                     let n = min(block, lout - start)
                                     let cols = n * inner
                                     // Unfold: row (ci, k) holds x[ci, lo*stride + k*dilation - padding, :].
-                                    for ci in 0..<cin {
+                                    let colBase = cs.baseAddress!
+                                    Parallel.forEach(cin, grain: max(1, 65536 / max(kernel * cols, 1))) { channels in
+                                    for ci in channels {
                                         for k in 0..<kernel {
-                                            let row = cs.baseAddress! + (ci * kernel + k) * cols
+                                            let row = colBase + (ci * kernel + k) * cols
                                             let src = xb + ci * length * inner
                                             if inner == 1 {
                                                 // One sample per position (the waveform branch): a
@@ -78,6 +80,7 @@ enum Convolution {
                                                 }
                                             }
                                         }
+                                    }
                                     }
                                     GEMM.multiply(
                                         m: cout, n: cols, k: rows,
@@ -193,14 +196,17 @@ enum Convolution {
                                     GEMM.multiply(transA: true, m: rows, n: width, k: cin,
                                                   a: ws.baseAddress!, b: xb + start * inner, ldb: cols, c: cs.baseAddress!)
                                     // Fold: out[co, (start + li)*stride + k, i] += col[(co, k), (li, i)].
-                                    for co in 0..<cout {
-                                        let oc = ob + co * lout * inner
-                                        for k in 0..<kernel {
-                                            let row = cs.baseAddress! + (co * kernel + k) * width
-                                            for li in 0..<n {
-                                                let dst = oc + ((start + li) * stride + k) * inner
-                                                let src = row + li * inner
-                                                for i in 0..<inner { dst[i] += src[i] }
+                                    let colBase = cs.baseAddress!
+                                    Parallel.forEach(cout, grain: max(1, 65536 / max(kernel * width, 1))) { channels in
+                                        for co in channels {
+                                            let oc = ob + co * lout * inner
+                                            for k in 0..<kernel {
+                                                let row = colBase + (co * kernel + k) * width
+                                                for li in 0..<n {
+                                                    let dst = oc + ((start + li) * stride + k) * inner
+                                                    let src = row + li * inner
+                                                    for i in 0..<inner { dst[i] += src[i] }
+                                                }
                                             }
                                         }
                                     }

@@ -23,12 +23,15 @@ enum FusedDConv {
                                weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift)
                 }
                 Profile.measure(.activation) {
-                    for c in 0..<channels {
-                        let p = xs.baseAddress! + (c * batch + b) * length
-                        let s = scale[c], t = shift[c]
-                        VectorMath.map(p, length) { v in
-                            let y = v * s + t
-                            return 0.5 * y * (1 + VectorMath.erf(y * 0.70710678118654752440))
+                    let base = xs.baseAddress!
+                    Parallel.forEach(channels, grain: max(1, 32768 / max(length, 1))) { range in
+                        for c in range {
+                            let p = base + (c * batch + b) * length
+                            let s = scale[c], t = shift[c]
+                            VectorMath.map(p, length) { v in
+                                let y = v * s + t
+                                return 0.5 * y * (1 + VectorMath.erf(y * 0.70710678118654752440))
+                            }
                         }
                     }
                 }
@@ -52,10 +55,12 @@ enum FusedDConv {
                                    scale: &scale, shift: &shift)
                     }
                     Profile.measure(.activation) {
-                        for c in 0..<half {
-                            let a = ys.baseAddress! + (c * batch + b) * length
-                            let g = ys.baseAddress! + ((c + half) * batch + b) * length
-                            let dst = xs.baseAddress! + (c * batch + b) * length
+                        let yBase = ys.baseAddress!, xBase = xs.baseAddress!
+                        Parallel.forEach(half, grain: max(1, 32768 / max(length, 1))) { range in
+                        for c in range {
+                            let a = yBase + (c * batch + b) * length
+                            let g = yBase + ((c + half) * batch + b) * length
+                            let dst = xBase + (c * batch + b) * length
                             let sa = scale[c], ta = shift[c], sg = scale[c + half], tg = shift[c + half]
                             let ls = layerScale.data[c]
                             var i = 0
@@ -73,6 +78,7 @@ enum FusedDConv {
                                 let gated = 1 / (1 + VectorMath.exp(-gv)) * av
                                 for j in 0..<(length - i) { dst[i + j] += ls * gated[j] }
                             }
+                        }
                         }
                     }
                 }

@@ -61,9 +61,10 @@ public struct Separator: Sendable {
         // no core spins waiting inside a small matrix multiply.
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let parallelSegments = options.split ? min(workerCount, max(1, totalPasses(length: length) / max(bag.models.count * max(options.shifts, 1), 1))) : 1
-        let previousThreads = GEMM.threads
+        let previousThreads = GEMM.threads, previousWidth = Parallel.width
         GEMM.threads = max(1, cores / max(parallelSegments, 1))
-        defer { GEMM.threads = previousThreads }
+        Parallel.width = GEMM.threads
+        defer { GEMM.threads = previousThreads; Parallel.width = previousWidth }
         if let reason = options.precision.unavailableReason { throw EngineError(.invalidArgument, reason) }
         let previousPrecision = GEMM.precision
         GEMM.precision = options.precision
