@@ -132,19 +132,22 @@ enum Convolution {
                                 while start < batch {
                                     let n = min(block, batch - start)
                                     let cols = n * lout
-                                    for ci in 0..<cin {
-                                        for k in 0..<kernel {
-                                            let row = cs.baseAddress! + (ci * kernel + k) * cols
-                                            let shift = k * dilation - padding
-                                            // Valid output range where the input index is in bounds.
-                                            let lo0 = max(0, -shift), lo1 = min(lout, length - shift)
-                                            for b in 0..<n {
-                                                let src = xs.baseAddress! + (ci * batch + start + b) * length
-                                                let dst = row + b * lout
-                                                if lo1 <= lo0 { dst.update(repeating: 0, count: lout); continue }
-                                                if lo0 > 0 { dst.update(repeating: 0, count: lo0) }
-                                                (dst + lo0).update(from: src + lo0 + shift, count: lo1 - lo0)
-                                                if lo1 < lout { (dst + lo1).update(repeating: 0, count: lout - lo1) }
+                                    let colBase = cs.baseAddress!, xBase = xs.baseAddress!
+                                    Parallel.forEach(cin, grain: max(1, 65536 / max(kernel * cols, 1))) { channels in
+                                        for ci in channels {
+                                            for k in 0..<kernel {
+                                                let row = colBase + (ci * kernel + k) * cols
+                                                let shift = k * dilation - padding
+                                                // Valid output range where the input index is in bounds.
+                                                let lo0 = max(0, -shift), lo1 = min(lout, length - shift)
+                                                for b in 0..<n {
+                                                    let src = xBase + (ci * batch + start + b) * length
+                                                    let dst = row + b * lout
+                                                    if lo1 <= lo0 { dst.update(repeating: 0, count: lout); continue }
+                                                    if lo0 > 0 { dst.update(repeating: 0, count: lo0) }
+                                                    (dst + lo0).update(from: src + lo0 + shift, count: lo1 - lo0)
+                                                    if lo1 < lout { (dst + lo1).update(repeating: 0, count: lout - lo1) }
+                                                }
                                             }
                                         }
                                     }
