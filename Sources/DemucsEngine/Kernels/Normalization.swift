@@ -68,6 +68,42 @@ enum Normalization {
         }
     }
 
+    /// `nn.GroupNorm(1, dim)` for a `[rows, dim]` tensor whose channels are its columns: one mean
+    /// and variance over all elements, then each column's affine weight.
+    static func groupNormColumns(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
+        Profile.measure(.normalization) {
+            let dim = weight.count
+            let rows = x.count / dim
+            x.data.withUnsafeMutableBufferPointer { xs in
+                let (mean, variance) = meanVariance(UnsafeBufferPointer(xs))
+                let inv = 1 / (variance + Double(eps)).squareRoot()
+                var scale = [Float](repeating: 0, count: dim), shift = [Float](repeating: 0, count: dim)
+                for c in 0..<dim {
+                    let w = Double(weight.data[c])
+                    scale[c] = Float(w * inv)
+                    shift[c] = Float(Double(bias.data[c]) - mean * w * inv)
+                }
+                let base = xs.baseAddress!
+                Parallel.forEach(rows, grain: max(1, 32768 / max(dim, 1))) { range in
+                    for r in range {
+                        let p = base + r * dim
+                        for c in 0..<dim { p[c] = p[c] * scale[c] + shift[c] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Mean and biased variance of all elements, accumulated in Double.
+    static func meanVariance(_ p: UnsafeBufferPointer<Float>) -> (mean: Double, variance: Double) {
+        var sum = 0.0
+        for v in p { sum += Double(v) }
+        let mean = sum / Double(max(p.count, 1))
+        var sq = 0.0
+        for v in p { let d = Double(v) - mean; sq += d * d }
+        return (mean, sq / Double(max(p.count, 1)))
+    }
+
     /// LayerNorm over the last dimension of a `[rows, dim]` tensor.
     static func layerNorm(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
         Profile.measure(.normalization) {
@@ -76,7 +112,8 @@ enum Normalization {
             x.data.withUnsafeMutableBufferPointer { xs in
                 weight.data.withUnsafeBufferPointer { ws in
                     bias.data.withUnsafeBufferPointer { bs in
-                        for r in 0..<rows {
+                        Parallel.forEach(rows, grain: max(1, 16384 / max(dim, 1))) { range in
+                        for r in range {
                             let p = xs.baseAddress! + r * dim
                             var sum = 0.0
                             for i in 0..<dim { sum += Double(p[i]) }
@@ -86,6 +123,7 @@ enum Normalization {
                             let inv = Float(1 / (sq / Double(dim) + Double(eps)).squareRoot())
                             let m = Float(mean)
                             for i in 0..<dim { p[i] = (p[i] - m) * inv * ws[i] + bs[i] }
+                        }
                         }
                     }
                 }

@@ -104,9 +104,9 @@ struct TransformerLayer: Sendable {
             addScaled(&x, a, gamma1)
             addScaled(&x, feedForward((cross ? norm3! : norm2)(x)), gamma2)
             if let normOut {
-                var t = x.transposed(0, 1)
-                Normalization.groupNorm(&t, batch: 1, channels: t.shape[0], groups: 1, weight: normOut.weight, bias: normOut.bias)
-                x = t.transposed(0, 1)
+                // GroupNorm(1, dim) on the tokens' channels: statistics over everything, so it
+                // runs on the [tokens, dim] layout as it is, without transposing there and back.
+                Normalization.groupNormColumns(&x, weight: normOut.weight, bias: normOut.bias)
             }
         } else {
             let a = cross ? attention(query: x, key: other!) : attention(query: x, key: x)
