@@ -470,13 +470,18 @@ public enum ParameterLayout {
             inChannels = channels
             channels = Int(growth * Double(channels))
         }
+        addUNet(&b, encoder: encoder, decoder: decoder)
+        if lstmLayers > 0 {
+            b.blstm("lstm", dim: inChannels, layers: lstmLayers)
+        }
+    }
+
+    /// The layers of a waveform U-Net under `encoder.<i>` and `decoder.<i>` (innermost decoder first).
+    static func addUNet(_ b: inout Builder, encoder: [Builder], decoder: [Builder]) {
         for (name, list) in [("encoder", encoder), ("decoder", decoder)] {
             for (i, layer) in list.enumerated() {
                 for p in layer.params { b.add("\(name).\(i)" + p.name, p.shape) }
             }
-        }
-        if lstmLayers > 0 {
-            b.blstm("lstm", dim: inChannels, layers: lstmLayers)
         }
     }
 
@@ -509,11 +514,7 @@ public enum ParameterLayout {
             inChannels = channels
             channels = Int(growth * Double(channels))
         }
-        for (name, list) in [("encoder", encoder), ("decoder", decoder)] {
-            for (i, layer) in list.enumerated() {
-                for p in layer.params { b.add("\(name).\(i)" + p.name, p.shape) }
-            }
-        }
+        addUNet(&b, encoder: encoder, decoder: decoder)
         if lstmLayers > 0 { b.blstm("lstm", dim: inChannels, layers: lstmLayers) }
     }
 
