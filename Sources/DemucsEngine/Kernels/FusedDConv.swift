@@ -19,7 +19,7 @@ enum FusedDConv {
             let base = xs.baseAddress!
             forEachItem(batch: batch, channels: channels, statisticsChannels: channels, length: length,
                         statistics: { b, scale, shift in
-                            statistics(base, channels: channels, batch: batch, item: b, length: length,
+                            Normalization.itemAffine(base, channels: channels, batch: batch, item: b, length: length,
                                        weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift)
                         },
                         apply: { b, channelRange, scale, shift in
@@ -46,7 +46,7 @@ enum FusedDConv {
                 let yBase = UnsafeMutablePointer(mutating: ys.baseAddress!), xBase = xs.baseAddress!
                 forEachItem(batch: batch, channels: half, statisticsChannels: channels2, length: length,
                             statistics: { b, scale, shift in
-                                statistics(yBase, channels: channels2, batch: batch, item: b, length: length,
+                                Normalization.itemAffine(yBase, channels: channels2, batch: batch, item: b, length: length,
                                            weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift)
                             },
                             apply: { b, channelRange, scale, shift in
@@ -104,31 +104,6 @@ enum FusedDConv {
                     apply(b, range, s, t)
                 }
             }
-        }
-    }
-
-    /// Item `item`'s mean and variance over all channels (in Double, two passes, as
-    /// `groupNormRows`), folded with the affine weights into a per-channel scale and shift.
-    private static func statistics(_ p: UnsafeMutablePointer<Float>, channels: Int, batch: Int, item b: Int, length: Int,
-                                   weight: Tensor, bias: Tensor, eps: Float,
-                                   scale: inout [Float], shift: inout [Float]) {
-        let n = Double(channels * length)
-        var sum = 0.0
-        for c in 0..<channels {
-            let q = p + (c * batch + b) * length
-            for i in 0..<length { sum += Double(q[i]) }
-        }
-        let mean = sum / n
-        var sq = 0.0
-        for c in 0..<channels {
-            let q = p + (c * batch + b) * length
-            for i in 0..<length { let d = Double(q[i]) - mean; sq += d * d }
-        }
-        let inv = 1 / (sq / n + Double(eps)).squareRoot()
-        for c in 0..<channels {
-            let w = Double(weight.data[c])
-            scale[c] = Float(w * inv)
-            shift[c] = Float(Double(bias.data[c]) - mean * w * inv)
         }
     }
 }

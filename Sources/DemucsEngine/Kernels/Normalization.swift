@@ -14,11 +14,7 @@ enum Normalization {
                 for b in 0..<batch {
                     for g in 0..<groups {
                         let p = xs.baseAddress! + (b * channels + g * perGroup) * plane
-                        var sum = 0.0
-                        for i in 0..<n { sum += Double(p[i]) }
-                        let mean = sum / Double(n)
-                        var sq = 0.0
-                        for i in 0..<n { let d = Double(p[i]) - mean; sq += d * d }
+                        let (mean, sq) = moments(p, count: n)
                         let inv = 1 / (sq / Double(n) + Double(eps)).squareRoot()
                         for c in 0..<perGroup {
                             let channel = g * perGroup + c
@@ -41,30 +37,44 @@ enum Normalization {
         Profile.measure(.normalization) {
             let channels = weight.count
             let length = x.count / (channels * batch)
-            let n = Double(channels * length)
+            var scale = [Float](repeating: 0, count: channels), shift = scale
             x.data.withUnsafeMutableBufferPointer { xs in
                 for b in 0..<batch {
-                    var sum = 0.0
+                    itemAffine(xs.baseAddress!, channels: channels, batch: batch, item: b, length: length,
+                               weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift)
                     for c in 0..<channels {
                         let p = xs.baseAddress! + (c * batch + b) * length
-                        for i in 0..<length { sum += Double(p[i]) }
-                    }
-                    let mean = sum / n
-                    var sq = 0.0
-                    for c in 0..<channels {
-                        let p = xs.baseAddress! + (c * batch + b) * length
-                        for i in 0..<length { let d = Double(p[i]) - mean; sq += d * d }
-                    }
-                    let inv = 1 / (sq / n + Double(eps)).squareRoot()
-                    for c in 0..<channels {
-                        let w = Double(weight.data[c])
-                        let scale = Float(w * inv)
-                        let shift = Float(Double(bias.data[c]) - mean * w * inv)
-                        let p = xs.baseAddress! + (c * batch + b) * length
-                        for i in 0..<length { p[i] = p[i] * scale + shift }
+                        let s = scale[c], t = shift[c]
+                        for i in 0..<length { p[i] = p[i] * s + t }
                     }
                 }
             }
+        }
+    }
+
+    /// GroupNorm(1) of item `b` of `[channels, batch, length]`: its mean and variance over all
+    /// its channels (in Double, two passes), folded with the affine weights into a per-channel
+    /// `scale` and `shift` (`y = x · scale + shift`).
+    static func itemAffine(_ p: UnsafeMutablePointer<Float>, channels: Int, batch: Int, item b: Int, length: Int,
+                           weight: Tensor, bias: Tensor, eps: Float,
+                           scale: inout [Float], shift: inout [Float]) {
+        let n = Double(channels * length)
+        var sum = 0.0
+        for c in 0..<channels {
+            let q = p + (c * batch + b) * length
+            for i in 0..<length { sum += Double(q[i]) }
+        }
+        let mean = sum / n
+        var sq = 0.0
+        for c in 0..<channels {
+            let q = p + (c * batch + b) * length
+            for i in 0..<length { let d = Double(q[i]) - mean; sq += d * d }
+        }
+        let inv = 1 / (sq / n + Double(eps)).squareRoot()
+        for c in 0..<channels {
+            let w = Double(weight.data[c])
+            scale[c] = Float(w * inv)
+            shift[c] = Float(Double(bias.data[c]) - mean * w * inv)
         }
     }
 
@@ -75,8 +85,8 @@ enum Normalization {
             let dim = weight.count
             let rows = x.count / dim
             x.data.withUnsafeMutableBufferPointer { xs in
-                let (mean, variance) = meanVariance(UnsafeBufferPointer(xs))
-                let inv = 1 / (variance + Double(eps)).squareRoot()
+                let (mean, sq) = moments(xs.baseAddress!, count: xs.count)
+                let inv = 1 / (sq / Double(max(xs.count, 1)) + Double(eps)).squareRoot()
                 var scale = [Float](repeating: 0, count: dim), shift = [Float](repeating: 0, count: dim)
                 for c in 0..<dim {
                     let w = Double(weight.data[c])
@@ -94,16 +104,6 @@ enum Normalization {
         }
     }
 
-    /// Mean and biased variance of all elements, accumulated in Double.
-    static func meanVariance(_ p: UnsafeBufferPointer<Float>) -> (mean: Double, variance: Double) {
-        var sum = 0.0
-        for v in p { sum += Double(v) }
-        let mean = sum / Double(max(p.count, 1))
-        var sq = 0.0
-        for v in p { let d = Double(v) - mean; sq += d * d }
-        return (mean, sq / Double(max(p.count, 1)))
-    }
-
     /// LayerNorm over the last dimension of a `[rows, dim]` tensor.
     static func layerNorm(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
         Profile.measure(.normalization) {
@@ -115,11 +115,7 @@ enum Normalization {
                         Parallel.forEach(rows, grain: max(1, 16384 / max(dim, 1))) { range in
                         for r in range {
                             let p = xs.baseAddress! + r * dim
-                            var sum = 0.0
-                            for i in 0..<dim { sum += Double(p[i]) }
-                            let mean = sum / Double(dim)
-                            var sq = 0.0
-                            for i in 0..<dim { let d = Double(p[i]) - mean; sq += d * d }
+                            let (mean, sq) = moments(p, count: dim)
                             let inv = Float(1 / (sq / Double(dim) + Double(eps)).squareRoot())
                             let m = Float(mean)
                             for i in 0..<dim { p[i] = (p[i] - m) * inv * ws[i] + bs[i] }
@@ -133,11 +129,19 @@ enum Normalization {
 
     /// Mean and unbiased standard deviation of all elements (`torch.std`'s default).
     static func meanStd(_ p: UnsafeBufferPointer<Float>) -> (mean: Float, std: Float) {
-        var sum = 0.0
-        for v in p { sum += Double(v) }
-        let mean = sum / Double(p.count)
-        var sq = 0.0
-        for v in p { let d = Double(v) - mean; sq += d * d }
+        guard let base = p.baseAddress, !p.isEmpty else { return (.nan, 0) }  // as 0/0 and sqrt(0) gave
+        let (mean, sq) = moments(base, count: p.count)
         return (Float(mean), Float((sq / Double(max(p.count - 1, 1))).squareRoot()))
+    }
+
+    /// The mean of `count` contiguous floats and the sum of their squared deviations from it,
+    /// in Double and two passes (the statistics of every norm here).
+    static func moments(_ p: UnsafePointer<Float>, count: Int) -> (mean: Double, squaredDeviations: Double) {
+        var sum = 0.0
+        for i in 0..<count { sum += Double(p[i]) }
+        let mean = sum / Double(count)
+        var sq = 0.0
+        for i in 0..<count { let d = Double(p[i]) - mean; sq += d * d }
+        return (mean, sq)
     }
 }

@@ -85,11 +85,7 @@ struct TasNetNorm: Sendable {
 
     static func global(_ p: UnsafeMutablePointer<Float>, channels: Int, frames: Int, gamma: [Float], beta: [Float]) {
         let n = channels * frames
-        var sum = 0.0
-        for i in 0..<n { sum += Double(p[i]) }
-        let mean = sum / Double(n)
-        var sq = 0.0
-        for i in 0..<n { let d = Double(p[i]) - mean; sq += d * d }
+        let (mean, sq) = Normalization.moments(p, count: n)
         let inv = 1 / (sq / Double(n) + eps).squareRoot()
         for c in 0..<channels {
             let g = Double(gamma[c]) * inv
