@@ -69,11 +69,7 @@ enum V2Checkpoint {
         } else {
             (klass, kwargsJSON) = try inferArchitecture(tensors, path: path)
         }
-        let layout = try LegacyCheckpoint.engineCall(path) {
-            try ParameterLayout.parameters(klass: klass, kwargsJSON: kwargsJSON, source: path)
-        }
-        try LegacyCheckpoint.check(tensors, against: layout, path: path)
-        return LegacyCheckpoint.Converted(metadata: ["klass": klass, "args": "[]", "kwargs": kwargsJSON], tensors: tensors, quantized: false)
+        return try plain(tensors, klass: klass, kwargsJSON: kwargsJSON, path: path)
     }
 
     /// The architecture of a plain v2 state from its tensor shapes (see the type's documentation).
@@ -161,6 +157,12 @@ enum V2Checkpoint {
             return try convertQuantized(bytes, klass: klass, kwargsJSON: kwargsJSON, quantizer: quantizer, path: path)
         }
         let tensors = try LegacyCheckpoint.plainTensors(dict, path: path)
+        return try plain(tensors, klass: klass, kwargsJSON: kwargsJSON, path: path)
+    }
+
+    /// A plain state, checked against the architecture `klass` / `kwargsJSON` describe.
+    static func plain(_ tensors: [String: RawTensor], klass: String, kwargsJSON: String,
+                      path: String) throws -> LegacyCheckpoint.Converted {
         let layout = try LegacyCheckpoint.engineCall(path) {
             try ParameterLayout.parameters(klass: klass, kwargsJSON: kwargsJSON, source: path)
         }

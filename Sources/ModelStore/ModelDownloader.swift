@@ -62,7 +62,7 @@ public struct ModelDownloader: Sendable {
         var manifest = try ChecksumManifest.load(path: manifestPath) ?? ChecksumManifest()
         var downloaded: [String] = []
 
-        if try cache.files(of: model) == nil, model.isDefaultNamespace, let signature = v2Signatures[model.model] {
+        if try cache.files(of: model) == nil, let signature = V2Models.signature(of: model, in: v2Signatures) {
             try await fetchV2(model, signature: signature, name: name, manifest: &manifest, progress: progress)
             downloaded = [model.yamlFile, model.model + ".safetensors"]
         } else if try cache.files(of: model) == nil {

@@ -24,9 +24,9 @@ public enum V2Models {
     /// Overrides the address (a mirror, or a test server).
     public static let baseURLVariable = "DEMUCSD_V2_URL"
 
-    /// The signature of `model` if it is one of v2's (default namespace only).
-    public static func signature(of model: HubModelName) -> String? {
-        model.isDefaultNamespace ? signatures[model.model] : nil
+    /// The signature of `model` if it is one of v2's (default namespace only) in `table`.
+    public static func signature(of model: HubModelName, in table: [String: String] = signatures) -> String? {
+        model.isDefaultNamespace ? table[model.model] : nil
     }
 
     /// The file name v2 published, `<name>-<sig>.th`.
