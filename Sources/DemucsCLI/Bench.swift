@@ -40,17 +40,8 @@ struct Bench: ParsableCommand {
     var precision: EnginePrecision = .float32
 
     func run() throws {
-        if let reason = precision.unavailableReason {
-            printError(reason)
-            throw ExitCode.validationFailure
-        }
-        let bag: ModelBag
-        do {
-            bag = try ModelLocator.load(name: name, repo: repo, verbose: false)
-        } catch {
-            printError("\(error)")
-            throw Exit.modelFailed
-        }
+        try precision.requireAvailable()
+        let bag = try ModelLocator.loadForCommand(name: name, repo: repo, verbose: false)
         let wallStart = Date()
         let decodeStart = Date()
         var audio = try AudioDecoder.load(path: file, sampleRate: bag.samplerate, channels: bag.audioChannels)

@@ -16,6 +16,16 @@ enum ModelLocator {
         return try installed.repository.load(installed.name)
     }
 
+    /// `load` for a command: a model that cannot be loaded is reported and exits with status 2.
+    static func loadForCommand(name: String, repo: String?, verbose: Bool) throws -> ModelBag {
+        do {
+            return try load(name: name, repo: repo, verbose: verbose)
+        } catch {
+            printError("\(error)")
+            throw Exit.modelFailed
+        }
+    }
+
     /// Runs the (async) download synchronously, drawing a progress line per file.
     static func ensureInstalled(name: String) throws -> InstalledModel {
         let box = ResultBox<InstalledModel>()

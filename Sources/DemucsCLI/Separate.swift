@@ -114,17 +114,8 @@ struct Separate: ParsableCommand {
             return
         }
         Interruption.install()
-        if let reason = precision.unavailableReason {
-            printError(reason)
-            throw ExitCode.validationFailure
-        }
-        let bag: ModelBag
-        do {
-            bag = try ModelLocator.load(name: name, repo: repo, verbose: verbose)
-        } catch {
-            printError("\(error)")
-            throw Exit.modelFailed
-        }
+        try precision.requireAvailable()
+        let bag = try ModelLocator.loadForCommand(name: name, repo: repo, verbose: verbose)
         if let segment, let maxSegment = bag.maxAllowedSegment, Double(segment) > maxSegment.doubleValue {
             printError("Cannot use a Transformer model with a longer segment than it was trained for. Maximum segment is: \(maxSegment.doubleValue)")
             throw Exit.modelFailed
@@ -135,9 +126,8 @@ struct Separate: ParsableCommand {
         }
         if bag.models.count > 1 { print("Selected model is a bag of \(bag.models.count) models.") }
         // demucs 2.0.3's separate.py defaulted to no shifts; the seed's `--name demucs` command relied on it.
-        let v2 = bag.models.allSatisfy { $0.applyGeneration == .v2 }
         let separator = Separator(bag: bag, options: SeparationOptions(
-            shifts: shifts ?? (v2 ? 0 : 1), split: !noSplit, overlap: overlap,
+            shifts: shifts ?? (bag.isV2 ? 0 : 1), split: !noSplit, overlap: overlap,
             segment: segment.map { Fraction($0, 1) }, jobs: jobs, precision: precision))
         let naming = OutputNaming(out: out, modelName: name, template: filename)
         do {
@@ -260,4 +250,12 @@ func printError(_ message: String) {
 
 extension ClipMode: ExpressibleByArgument {}
 
-extension EnginePrecision: ExpressibleByArgument {}
+extension EnginePrecision: ExpressibleByArgument {
+    /// Exits with usage status 64 and the reason when this CPU cannot run the precision.
+    func requireAvailable() throws {
+        if let reason = unavailableReason {
+            printError(reason)
+            throw ExitCode.validationFailure
+        }
+    }
+}

@@ -9,6 +9,9 @@ public struct ModelBag: Sendable {
     public var sources: [String] { models[0].sources }
     public var samplerate: Int { models[0].samplerate }
     public var audioChannels: Int { models[0].audioChannels }
+    /// Whether every model follows demucs 2.0.3's `apply_model` (its normalisation, its default of
+    /// no shifts).
+    public var isV2: Bool { models.allSatisfy { $0.applyGeneration == .v2 } }
 
     /// Builds the bag; `segment` (from the bag file) overrides each model's segment, except that a
     /// transformer model never gets a segment longer than the one it was trained on.

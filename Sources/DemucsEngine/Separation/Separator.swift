@@ -51,8 +51,7 @@ public struct Separator: Sendable {
         mono = []
         // demucs v2's separate.py divides by the bare standard deviation; a silent track would then
         // give NaN there, so the epsilon stays for it.
-        let v2 = bag.models.allSatisfy { $0.applyGeneration == .v2 }
-        let std = v2 && stdRaw > 0 ? stdRaw : stdRaw + 1e-8
+        let std = bag.isV2 && stdRaw > 0 ? stdRaw : stdRaw + 1e-8
         mix.data.withUnsafeMutableBufferPointer { p in
             for i in 0..<p.count { p[i] = (p[i] - mean) / std }
         }
