@@ -35,34 +35,34 @@ enum Attention {
             var out = Tensor(uninitialized: [nq, dim])  // every head writes its columns
             var scores = LargeBuffer.uninitialized(nq * nk)
             var rowSums = [Float](repeating: 0, count: nq)
-            rowSums.withUnsafeMutableBufferPointer { sums in
             q.data.withUnsafeBufferPointer { qs in
                 k.data.withUnsafeBufferPointer { ks in
                     v.data.withUnsafeBufferPointer { vs in
                         out.data.withUnsafeMutableBufferPointer { os in
                             scores.withUnsafeMutableBufferPointer { ss in
-                                for h in 0..<heads {
-                                    GEMM.multiply(transB: true, m: nq, n: nk, k: d, alpha: scale,
-                                                  a: qs.baseAddress! + h * d, lda: dim,
-                                                  b: ks.baseAddress! + h * d, ldb: dim,
-                                                  c: ss.baseAddress!)
-                                    // Unnormalised weights; each output row is divided by its
-                                    // row's sum afterwards (d values instead of nk).
-                                    softmaxRows(ss.baseAddress!, rows: nq, cols: nk, sums: sums.baseAddress!)
-                                    GEMM.multiply(m: nq, n: d, k: nk,
-                                                  a: ss.baseAddress!, b: vs.baseAddress! + h * d, ldb: dim,
-                                                  c: os.baseAddress! + h * d, ldc: dim)
-                                    for r in 0..<nq {
-                                        let inv = 1 / sums[r]
-                                        let row = os.baseAddress! + r * dim + h * d
-                                        for j in 0..<d { row[j] *= inv }
+                                rowSums.withUnsafeMutableBufferPointer { sums in
+                                    for h in 0..<heads {
+                                        GEMM.multiply(transB: true, m: nq, n: nk, k: d, alpha: scale,
+                                                      a: qs.baseAddress! + h * d, lda: dim,
+                                                      b: ks.baseAddress! + h * d, ldb: dim,
+                                                      c: ss.baseAddress!)
+                                        // Unnormalised weights; each output row is divided by its
+                                        // row's sum afterwards (d values instead of nk).
+                                        softmaxRows(ss.baseAddress!, rows: nq, cols: nk, sums: sums.baseAddress!)
+                                        GEMM.multiply(m: nq, n: d, k: nk,
+                                                      a: ss.baseAddress!, b: vs.baseAddress! + h * d, ldb: dim,
+                                                      c: os.baseAddress! + h * d, ldc: dim)
+                                        for r in 0..<nq {
+                                            let inv = 1 / sums[r]
+                                            let row = os.baseAddress! + r * dim + h * d
+                                            for j in 0..<d { row[j] *= inv }
+                                        }
                                     }
                                 }
                             }
                         }
                     }
                 }
-            }
             }
             return out
         }
