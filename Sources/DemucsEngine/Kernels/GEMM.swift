@@ -23,6 +23,42 @@ enum GEMM {
         let lda = lda ?? (transA ? m : k)
         let ldb = ldb ?? (transB ? k : n)
         let ldc = ldc ?? n
+        let parts = Parallel.width
+        if parts > 1, m * n * k >= splitMinimumWork {
+            // Split the larger side of C into column or row blocks, one per thread, each a
+            // single-threaded product on its own block (see `splitMinimumWork`).
+            let splitColumns = n >= m
+            let extent = splitColumns ? n : m
+            let align = 16
+            Parallel.forEach(parts, grain: 1) { range in
+                for t in range {
+                    let lo = (extent * t / parts) / align * align
+                    let hi = t == parts - 1 ? extent : (extent * (t + 1) / parts) / align * align
+                    if hi <= lo { continue }
+                    if splitColumns {
+                        single(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
+                               a: a, lda: lda, b: transB ? b + lo * ldb : b + lo, ldb: ldb,
+                               beta: beta, c: c + lo, ldc: ldc)
+                    } else {
+                        single(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                               a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb,
+                               beta: beta, c: c + lo * ldc, ldc: ldc)
+                    }
+                }
+            }
+            return
+        }
+        single(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+               a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// One product on the calling thread (the BLAS runs single-threaded inside a separation).
+    @inline(__always)
+    private static func single(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         if precision == .bf16, m * n * k >= bf16MinimumWork {
             demucs_bf16_gemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
                              a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -55,6 +91,11 @@ enum GEMM {
 
     /// How the matrix multiplies compute; see `EnginePrecision`.
     nonisolated(unsafe) static var precision = EnginePrecision.float32
+
+    /// Products at least this large (m·n·k) are split across `Parallel.width` threads by the
+    /// engine itself rather than by the BLAS's pool: OpenBLAS's idle threads spin between
+    /// products, taking the core from the elementwise work that runs between them.
+    static let splitMinimumWork = 1 << 20
 
     /// Products smaller than this (m·n·k) stay in float32: packing would cost more than it saves.
     static let bf16MinimumWork = 1 << 18

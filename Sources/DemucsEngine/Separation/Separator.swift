@@ -61,8 +61,8 @@ public struct Separator: Sendable {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let parallelSegments = options.split ? min(workerCount, max(1, totalPasses(length: length) / max(bag.models.count * max(options.shifts, 1), 1))) : 1
         let previousThreads = GEMM.threads, previousWidth = Parallel.width
-        GEMM.threads = max(1, cores / max(parallelSegments, 1))
-        Parallel.width = GEMM.threads
+        GEMM.threads = 1
+        Parallel.width = max(1, cores / max(parallelSegments, 1))
         defer { GEMM.threads = previousThreads; Parallel.width = previousWidth }
         if let reason = options.precision.unavailableReason { throw EngineError(.invalidArgument, reason) }
         let previousPrecision = GEMM.precision
