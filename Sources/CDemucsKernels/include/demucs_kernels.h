@@ -19,6 +19,12 @@ int demucs_bf16_available(void);
 void demucs_bf16_gemm(int transA, int transB, int m, int n, int k, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* glibc malloc tuning for the activation buffers (see LargeBuffer.retainFreedBlocks): keep freed
+ * large blocks in the heap for reuse instead of unmapping them; and give the heap's free blocks
+ * back to the kernel. No-ops where the C library is not glibc. */
+void demucs_retain_freed_blocks(void);
+void demucs_release_retained_blocks(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -36,11 +36,11 @@ enum GEMM {
                     let hi = t == parts - 1 ? extent : (extent * (t + 1) / parts) / align * align
                     if hi <= lo { continue }
                     if splitColumns {
-                        single(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
+                        multiplyOnThisThread(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
                                a: a, lda: lda, b: transB ? b + lo * ldb : b + lo, ldb: ldb,
                                beta: beta, c: c + lo, ldc: ldc)
                     } else {
-                        single(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                        multiplyOnThisThread(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
                                a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb,
                                beta: beta, c: c + lo * ldc, ldc: ldc)
                     }
@@ -48,17 +48,19 @@ enum GEMM {
             }
             return
         }
-        single(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
+        multiplyOnThisThread(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha,
                a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 
-    /// One product on the calling thread (the BLAS runs single-threaded inside a separation).
+    /// One product on the calling thread (the BLAS runs single-threaded inside a separation),
+    /// for callers that share out their own work over the threads.
     @inline(__always)
-    private static func single(
-        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+    static func multiplyOnThisThread(
+        transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        if m == 0 || n == 0 { return }
         if precision == .bf16, m * n * k >= bf16MinimumWork {
             demucs_bf16_gemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
                              a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

@@ -65,6 +65,8 @@ public struct Separator: Sendable {
         Parallel.width = max(1, cores / max(parallelSegments, 1))
         defer { GEMM.threads = previousThreads; Parallel.width = previousWidth }
         if let reason = options.precision.unavailableReason { throw EngineError(.invalidArgument, reason) }
+        LargeBuffer.retainFreedBlocks()
+        defer { LargeBuffer.releaseRetained() }
         let previousPrecision = GEMM.precision
         GEMM.precision = options.precision
         defer { GEMM.precision = previousPrecision }
