@@ -1,5 +1,6 @@
 /* glibc's malloc knobs, which Swift's Glibc module does not export (malloc.h). */
 #include "demucs_kernels.h"
+#include <stdlib.h> /* defines __GLIBC__ on glibc */
 
 #if defined(__GLIBC__)
 #include <malloc.h>

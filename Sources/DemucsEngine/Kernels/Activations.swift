@@ -24,6 +24,17 @@ enum Activations {
 
     /// Gated linear unit over the channel axis of a `[batch, 2C, plane]` tensor:
     /// the first half times the sigmoid of the second half, giving `[batch, C, plane]`.
+    /// `dst[i] = sigmoid(gate[i]) · value[i]`: GLU's arithmetic, shared by `glu` and the
+    /// convolutions that apply it block by block (`Convolution.pointwiseGLU`, `conv2d(glu:)`),
+    /// so that both give the same bits.
+    @inline(__always)
+    static func gluSpan(value: UnsafePointer<Float>, gate: UnsafePointer<Float>,
+                        into dst: UnsafeMutablePointer<Float>, count: Int) {
+        dst.update(from: gate, count: count)
+        VectorMath.map(dst, count) { g in 1 / (1 + VectorMath.exp(-g)) }
+        for i in 0..<count { dst[i] *= value[i] }
+    }
+
     static func glu(_ x: Tensor, batch: Int) -> Tensor {
         Profile.measure(.activation) {
             let channels2 = x.shape[1]
@@ -31,7 +42,7 @@ enum Activations {
             let plane = x.count / (batch * channels2)
             var shape = x.shape
             shape[1] = half
-            var out = Tensor(zeros: shape)
+            var out = Tensor(uninitialized: shape)  // every element is written
             x.data.withUnsafeBufferPointer { xs in
                 out.data.withUnsafeMutableBufferPointer { os in
                     for b in 0..<batch {
@@ -41,9 +52,7 @@ enum Activations {
                         let n = half * plane
                         Parallel.forEach((n + 7) / 8, grain: 4096) { r in
                             let lo = 8 * r.lowerBound, m = min(n, 8 * r.upperBound) - lo
-                            (dst + lo).update(from: gate + lo, count: m)
-                            VectorMath.map(dst + lo, m) { g in 1 / (1 + VectorMath.exp(-g)) }
-                            for i in lo..<(lo + m) { dst[i] *= src[i] }
+                            gluSpan(value: src + lo, gate: gate + lo, into: dst + lo, count: m)
                         }
                     }
                 }

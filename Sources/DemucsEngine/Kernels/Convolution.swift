@@ -229,54 +229,72 @@ enum Convolution {
     /// "rewrite" convolution with context in the spectrogram branch is a 3×3 one).
     /// - Parameters:
     ///   - weight: `[cout, cin, kh, kw]`.
-    static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: (Int, Int)) -> Tensor {
+    static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: (Int, Int), glu: Bool = false) -> Tensor {
         Profile.measure(.convolution) {
             let cout = weight.shape[0], cin = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
             let height = x.shape[x.rank - 2], width = x.shape[x.rank - 1]
             precondition(x.count == cin * height * width)
             let hout = height + 2 * padding.0 - kh + 1
             let wout = width + 2 * padding.1 - kw + 1
-            var out = Tensor(zeros: [cout, hout, wout])
+            // With `glu`, each block's product goes to `temp` and GLU of it to `out` (see
+            // ConvolutionGLU.swift); otherwise the product is written into `out` directly.
+            var out = Tensor(uninitialized: [glu ? cout / 2 : cout, hout, wout])
             let rows = cin * kh * kw
             let block = max(1, min(hout, maxColumnFloats / max(rows * wout, 1)))
-            var col = LargeBuffer.zeros(rows * block * wout)
+            var col = LargeBuffer.uninitialized(rows * block * wout)
+            var temp = glu ? LargeBuffer.uninitialized(cout * block * wout) : []
             x.data.withUnsafeBufferPointer { xs in
                 weight.data.withUnsafeBufferPointer { ws in
                     out.data.withUnsafeMutableBufferPointer { os in
                         col.withUnsafeMutableBufferPointer { cs in
-                            var start = 0
-                            while start < hout {
-                                let n = min(block, hout - start)
-                                let cols = n * wout
-                                for ci in 0..<cin {
-                                    for a in 0..<kh {
-                                        for bq in 0..<kw {
-                                            let row = cs.baseAddress! + ((ci * kh + a) * kw + bq) * cols
-                                            for j in 0..<n {
-                                                let h = start + j + a - padding.0
-                                                let dst = row + j * wout
-                                                if h < 0 || h >= height {
-                                                    dst.update(repeating: 0, count: wout)
-                                                    continue
-                                                }
-                                                let src = xs.baseAddress! + (ci * height + h) * width
-                                                for w in 0..<wout {
-                                                    let ww = w + bq - padding.1
-                                                    dst[w] = (ww < 0 || ww >= width) ? 0 : src[ww]
+                            temp.withUnsafeMutableBufferPointer { ts in
+                                let xBase = xs.baseAddress!, colBase = cs.baseAddress!
+                                var start = 0
+                                while start < hout {
+                                    let n = min(block, hout - start)
+                                    let cols = n * wout
+                                    Parallel.forEach(cin, grain: max(1, 65536 / max(kh * kw * cols, 1))) { channels in
+                                        for ci in channels {
+                                            for a in 0..<kh {
+                                                for bq in 0..<kw {
+                                                    let row = colBase + ((ci * kh + a) * kw + bq) * cols
+                                                    for j in 0..<n {
+                                                        let h = start + j + a - padding.0
+                                                        let dst = row + j * wout
+                                                        if h < 0 || h >= height {
+                                                            dst.update(repeating: 0, count: wout)
+                                                            continue
+                                                        }
+                                                        let src = xBase + (ci * height + h) * width
+                                                        for w in 0..<wout {
+                                                            let ww = w + bq - padding.1
+                                                            dst[w] = (ww < 0 || ww >= width) ? 0 : src[ww]
+                                                        }
+                                                    }
                                                 }
                                             }
                                         }
                                     }
+                                    if glu {
+                                        GEMM.multiply(m: cout, n: cols, k: rows, a: ws.baseAddress!, b: colBase,
+                                                      c: ts.baseAddress!)
+                                        let t = ts.baseAddress!, o = os.baseAddress! + start * wout
+                                        Parallel.forEach(cout / 2) { pairs in
+                                            biasAndGLU(t, cols: cols, channels: cout, bias: bias,
+                                                       into: o, stride: hout * wout, pairs: pairs)
+                                        }
+                                    } else {
+                                        GEMM.multiply(m: cout, n: cols, k: rows, a: ws.baseAddress!, b: colBase,
+                                                      c: os.baseAddress! + start * wout, ldc: hout * wout)
+                                    }
+                                    start += n
                                 }
-                                GEMM.multiply(m: cout, n: cols, k: rows, a: ws.baseAddress!, b: cs.baseAddress!,
-                                              c: os.baseAddress! + start * wout, ldc: hout * wout)
-                                start += n
                             }
                         }
                     }
                 }
             }
-            if let bias { addChannelBias(&out, bias: bias, batch: 1, plane: hout * wout) }
+            if let bias, !glu { addChannelBias(&out, bias: bias, batch: 1, plane: hout * wout) }
             return out
         }
     }

@@ -50,29 +50,97 @@ enum FusedDConv {
                                            weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift)
                             },
                             apply: { b, channelRange, scale, shift in
-                                for c in channelRange {
-                                    let a = yBase + (c * batch + b) * length
-                                    let g = yBase + ((c + half) * batch + b) * length
-                                    let dst = xBase + (c * batch + b) * length
-                                    let sa = scale[c], ta = shift[c], sg = scale[c + half], tg = shift[c + half]
-                                    let ls = layerScale.data[c]
-                                    var i = 0
-                                    while i + 8 <= length {
-                                        let av = UnsafeRawPointer(a + i).loadUnaligned(as: V.self) * sa + ta
-                                        let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self) * sg + tg
-                                        let gated = 1 / (1 + VectorMath.exp(-gv)) * av
-                                        let old = UnsafeRawPointer(dst + i).loadUnaligned(as: V.self)
-                                        UnsafeMutableRawPointer(dst + i).storeBytes(of: old + ls * gated, as: V.self)
-                                        i += 8
-                                    }
-                                    if i < length {
-                                        var av = V(repeating: 0), gv = V(repeating: 0)
-                                        for j in 0..<(length - i) { av[j] = a[i + j] * sa + ta; gv[j] = g[i + j] * sg + tg }
-                                        let gated = 1 / (1 + VectorMath.exp(-gv)) * av
-                                        for j in 0..<(length - i) { dst[i + j] += ls * gated[j] }
+                                gluAddItem(yBase, yBatch: batch, yItem: b, into: xBase, xBatch: batch, xItem: b,
+                                           half: half, length: length, channels: channelRange,
+                                           scale: scale, shift: shift, layerScale: layerScale)
+                            })
+            }
+        }
+    }
+
+    /// `normGLUAdd` with the 1×1 convolution before it folded in, for the spectrogram branch
+    /// (`batch` frequency rows): `x += layerScale · GLU(GroupNorm(1)(conv(y)))` where `conv` is
+    /// `weight` `[2C, hidden, 1]` plus `bias`. The convolution's `[2C, batch, length]` output
+    /// (63 MB on htdemucs's first layer, the peak of a segment) is never whole: each thread takes
+    /// blocks of rows, multiplies them into a 1 MB buffer, and normalises and gates them from
+    /// there. Each item's statistics see its values in the same order as `normGLUAdd` would.
+    static func pointwiseNormGLUAdd(_ y: Tensor, into x: inout Tensor, batch: Int, weight convWeight: Tensor,
+                                    convBias: Tensor?, normWeight: Tensor, normBias: Tensor, layerScale: Tensor,
+                                    eps: Float = 1e-5) {
+        let channels2 = convWeight.shape[0], hidden = convWeight.shape[1], half = channels2 / 2
+        let length = y.count / (hidden * batch)
+        let perBlock = max(1, Convolution.gluBlockFloats / max(channels2 * length, 1))
+        let blocks = (batch + perBlock - 1) / perBlock
+        y.data.withUnsafeBufferPointer { ys in
+            x.data.withUnsafeMutableBufferPointer { xs in
+                convWeight.data.withUnsafeBufferPointer { ws in
+                    let yBase = ys.baseAddress!, xBase = xs.baseAddress!, wBase = ws.baseAddress!
+                    Parallel.forEach(blocks) { range in
+                        var temp = [Float](repeating: 0, count: channels2 * perBlock * length)
+                        var scale = [Float](repeating: 0, count: channels2), shift = scale
+                        temp.withUnsafeMutableBufferPointer { ts in
+                            let t = ts.baseAddress!
+                            for blk in range {
+                                let b0 = blk * perBlock, items = min(perBlock, batch - b0)
+                                let cols = items * length
+                                Profile.measure(.convolution) {
+                                    GEMM.multiplyOnThisThread(m: channels2, n: cols, k: hidden, a: wBase, lda: hidden,
+                                                              b: yBase + b0 * length, ldb: batch * length, c: t, ldc: cols)
+                                    if let convBias {
+                                        for c in 0..<channels2 {
+                                            let row = t + c * cols, v = convBias.data[c]
+                                            for i in 0..<cols { row[i] += v }
+                                        }
                                     }
                                 }
-                            })
+                                for j in 0..<items {
+                                    Profile.measure(.normalization) {
+                                        Normalization.itemAffine(t, channels: channels2, batch: items, item: j, length: length,
+                                                                 weight: normWeight, bias: normBias, eps: eps,
+                                                                 scale: &scale, shift: &shift)
+                                    }
+                                    Profile.measure(.activation) {
+                                        gluAddItem(t, yBatch: items, yItem: j, into: xBase, xBatch: batch, xItem: b0 + j,
+                                                   half: half, length: length, channels: 0..<half,
+                                                   scale: scale, shift: shift, layerScale: layerScale)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The elementwise pass of `normGLUAdd` for one item: item `yItem` of `[2C, yBatch, length]`
+    /// normalised by `scale`/`shift`, gated, scaled by `layerScale` and added to item `xItem` of
+    /// `[C, xBatch, length]`, for the channels in `channels`.
+    @inline(__always)
+    private static func gluAddItem(_ yBase: UnsafeMutablePointer<Float>, yBatch: Int, yItem: Int,
+                                   into xBase: UnsafeMutablePointer<Float>, xBatch: Int, xItem: Int,
+                                   half: Int, length: Int, channels: Range<Int>,
+                                   scale: [Float], shift: [Float], layerScale: Tensor) {
+        for c in channels {
+            let a = yBase + (c * yBatch + yItem) * length
+            let g = yBase + ((c + half) * yBatch + yItem) * length
+            let dst = xBase + (c * xBatch + xItem) * length
+            let sa = scale[c], ta = shift[c], sg = scale[c + half], tg = shift[c + half]
+            let ls = layerScale.data[c]
+            var i = 0
+            while i + 8 <= length {
+                let av = UnsafeRawPointer(a + i).loadUnaligned(as: V.self) * sa + ta
+                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self) * sg + tg
+                let gated = 1 / (1 + VectorMath.exp(-gv)) * av
+                let old = UnsafeRawPointer(dst + i).loadUnaligned(as: V.self)
+                UnsafeMutableRawPointer(dst + i).storeBytes(of: old + ls * gated, as: V.self)
+                i += 8
+            }
+            if i < length {
+                var av = V(repeating: 0), gv = V(repeating: 0)
+                for j in 0..<(length - i) { av[j] = a[i + j] * sa + ta; gv[j] = g[i + j] * sg + tg }
+                let gated = 1 / (1 + VectorMath.exp(-gv)) * av
+                for j in 0..<(length - i) { dst[i + j] += ls * gated[j] }
             }
         }
     }

@@ -57,7 +57,10 @@ struct DConv: Sendable {
 
     /// Applies the branch to `[channels, batch, time]`: the waveform branch has one batch item,
     /// the spectrogram branch one per frequency row.
-    func callAsFunction(_ input: Tensor, batch: Int) -> Tensor {
+    ///
+    /// `input` is consumed: a caller that passes its last reference lets the residual stream be
+    /// updated in place instead of copied.
+    func callAsFunction(_ input: consuming Tensor, batch: Int) -> Tensor {
         var x = input
         for block in blocks {
             let c1 = block.conv1
@@ -71,6 +74,13 @@ struct DConv: Sendable {
             }
             if let lstm = block.lstm { y = lstm(y, batch: batch) }
             if let attn = block.attn { y = attn(y, batch: batch) }
+            if batch > 1 {
+                // The spectrogram branch: the 1×1 conv folded in, block by block of rows.
+                FusedDConv.pointwiseNormGLUAdd(y, into: &x, batch: batch, weight: block.conv2.weight,
+                                               convBias: block.conv2.bias, normWeight: block.norm2.weight,
+                                               normBias: block.norm2.bias, layerScale: block.scale)
+                continue
+            }
             y = Convolution.convRows(y, batch: batch, weight: block.conv2.weight, bias: block.conv2.bias)
             // x += scale[c] * GLU(norm2(y)), in one pass over y.
             FusedDConv.normGLUAdd(y, into: &x, batch: batch, weight: block.norm2.weight, bias: block.norm2.bias,

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Settings shared by the encoder and decoder layers of the hybrid models
 /// (`HEncLayer` / `HDecLayer` in `demucs/hdemucs.py`).
 struct HybridLayerOptions: Sendable {
@@ -39,6 +41,20 @@ enum Rewrite: Sendable {
         }
     }
 
+    /// `GLU(self(x))` over the output channels, without the full-size intermediate where the
+    /// convolution is 1×1 or square (see ConvolutionGLU.swift); same results as the two steps.
+    func gluApplied(_ x: Tensor, freq: Bool) -> Tensor {
+        switch self {
+        case .axis(let conv) where conv.weight.shape[2] == 1 && conv.stride == 1 && conv.padding == 0:
+            return Convolution.pointwiseGLU(x, weight: conv.weight, bias: conv.bias)
+        case .square(let conv):
+            return Convolution.conv2d(x, weight: conv.weight, bias: conv.bias, padding: conv.padding, glu: true)
+        default:
+            let z = self(x, freq: freq)
+            return Activations.glu(z.reshaped([1] + z.shape), batch: 1).reshaped([z.shape[0] / 2] + Array(z.shape.dropFirst()))
+        }
+    }
+
     /// Applies to `[cin, length]` (time) or `[cin, freqs, frames]` (spectrogram).
     func callAsFunction(_ x: Tensor, freq: Bool) -> Tensor {
         switch self {
@@ -58,8 +74,9 @@ enum Rewrite: Sendable {
 
 /// Runs a DConv branch over `[channels, freqs, frames]` (each frequency row its own batch item,
 /// as demucs's permute/reshape does) or `[channels, length]` (one item).
-func applyDConv(_ dconv: DConv, _ y: Tensor, freq: Bool) -> Tensor {
-    freq ? dconv(y, batch: y.shape[1]) : dconv(y, batch: 1)
+func applyDConv(_ dconv: DConv, _ y: consuming Tensor, freq: Bool) -> Tensor {
+    let batch = freq ? y.shape[1] : 1
+    return dconv(y, batch: batch)
 }
 
 /// One encoder layer of the hybrid models: strided conv, optional norm, GELU, DConv residual
@@ -177,9 +194,10 @@ struct HEncLayer: Sendable {
         norm1?(&y)
         Activations.gelu(&y)
         if let dconv {
-            y = applyDConv(dconv, y, freq: options.freq)
+            y = applyDConv(dconv, consume y, freq: options.freq)
         }
         guard let rewrite else { return y }
+        if norm2 == nil { return rewrite.gluApplied(y, freq: options.freq) }
         var z = rewrite(y, freq: options.freq)
         norm2?(&z)
         z = Activations.glu(z.reshaped([1] + z.shape), batch: 1)
@@ -250,15 +268,17 @@ struct HDecLayer: Sendable {
                     }
                 }
                 outs.append(previous)
-                out = cropAxis1(out, from: stride, count: n - stride)
+                out = cropAxis1(consume out, from: stride, count: n - stride)
             }
             if isLast {
                 // out[:, :, :-stride // 2] in Python: floor(-stride / 2) rows off the end.
                 let drop = -Int((Double(-stride) / 2).rounded(.down))
-                out = cropAxis1(out, from: 0, count: out.shape[1] - drop)
+                let kept = out.shape[1] - drop
+                out = cropAxis1(consume out, from: 0, count: kept)
             }
             if start == 0 {
-                out = cropAxis1(out, from: stride / 2, count: out.shape[1] - stride / 2)
+                let kept = out.shape[1] - stride / 2
+                out = cropAxis1(consume out, from: stride / 2, count: kept)
             }
             outs.append(out)
             start = limit
@@ -293,18 +313,26 @@ struct HDecLayer: Sendable {
     /// Returns the layer output and `pre`, the input of the transposed convolution (used where
     /// the waveform branch splits off the spectrogram branch).
     /// - Parameter length: the waveform-branch length to crop to (ignored for frequencies).
-    func callAsFunction(_ input: Tensor, skip: Tensor?, length: Int) -> (Tensor, Tensor) {
+    ///
+    /// `input` and `skip` are consumed: the sum is formed in the skip's storage, so passing the
+    /// last references saves a copy of the layer's input.
+    func callAsFunction(_ input: consuming Tensor, skip: consuming Tensor?, length: Int) -> (Tensor, Tensor) {
         if !bands.isEmpty { return multiForward(input, skip: skip) }
-        var x = input
+        var x: Tensor
+        if !empty, var sum = skip {
+            input.data.withUnsafeBufferPointer { xs in
+                sum.data.withUnsafeMutableBufferPointer { ss in for i in 0..<ss.count { ss[i] += xs[i] } }
+            }
+            x = Tensor(shape: input.shape, data: sum.data)
+        } else {
+            x = input
+        }
         if options.freq && x.rank == 2 { x = x.reshaped([chin, 1, x.shape[1]]) }
         var y: Tensor
         if !empty {
-            if let skip {
-                x.data.withUnsafeMutableBufferPointer { xs in
-                    skip.data.withUnsafeBufferPointer { ss in for i in 0..<xs.count { xs[i] += ss[i] } }
-                }
-            }
-            if let rewrite {
+            if let rewrite, norm1 == nil {
+                y = rewrite.gluApplied(x, freq: options.freq)
+            } else if let rewrite {
                 var r = rewrite(x, freq: options.freq)
                 norm1?(&r)
                 r = Activations.glu(r.reshaped([1] + r.shape), batch: 1)
@@ -313,7 +341,7 @@ struct HDecLayer: Sendable {
                 y = x
             }
             if let dconv {
-                y = applyDConv(dconv, y, freq: options.freq)
+                y = applyDConv(dconv, consume y, freq: options.freq)
             }
         } else {
             y = x
@@ -325,12 +353,15 @@ struct HDecLayer: Sendable {
             z = convTr(y, inner: frames)
             z = z.reshaped([z.shape[1], z.shape[2], frames])
             norm2?(&z)
-            if pad > 0 { z = cropAxis1(z, from: pad, count: z.shape[1] - 2 * pad) }
+            if pad > 0 {
+                let kept = z.shape[1] - 2 * pad
+                z = cropAxis1(consume z, from: pad, count: kept)
+            }
         } else {
             z = convTr(y)
             z = z.reshaped([z.shape[1], z.shape[2]])
             norm2?(&z)
-            z = cropAxis1(z, from: pad, count: length)
+            z = cropAxis1(consume z, from: pad, count: length)
         }
         if !last { Activations.gelu(&z) }
         return (z, y)
@@ -349,18 +380,24 @@ func padRight(_ x: Tensor, _ amount: Int) -> Tensor {
 }
 
 /// Keeps `count` entries of axis 1 starting at `from`, for `[c, n]` or `[c, n, inner]`.
-func cropAxis1(_ x: Tensor, from: Int, count: Int) -> Tensor {
+/// The kept rows are moved down inside `x`'s own storage (no second tensor of the layer's size),
+/// so pass the last reference (`consume`) to avoid a copy.
+func cropAxis1(_ x: consuming Tensor, from: Int, count: Int) -> Tensor {
+    var x = x
     let c = x.shape[0], n = x.shape[1]
     let inner = x.count / (c * n)
     var shape = x.shape
     shape[1] = count
-    var out = Tensor(zeros: shape)
-    for ch in 0..<c {
-        let src = (ch * n + from) * inner
-        out.data.replaceSubrange((ch * count * inner)..<((ch + 1) * count * inner),
-                                 with: x.data[src..<(src + count * inner)])
+    x.data.withUnsafeMutableBufferPointer { p in
+        let base = p.baseAddress!
+        for ch in 0..<c {
+            // Destination never after source: a forward move is safe even where they overlap.
+            let dst = base + ch * count * inner, src = base + (ch * n + from) * inner
+            memmove(dst, src, count * inner * MemoryLayout<Float>.size)
+        }
     }
-    return out
+    x.data.removeLast(x.data.count - c * count * inner)
+    return Tensor(shape: shape, data: x.data)
 }
 
 /// Rows `from..<to` of axis 1 of `[c, n, inner]`, with `padTop` / `padBottom` zero rows around.

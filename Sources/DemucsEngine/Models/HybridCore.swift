@@ -130,7 +130,7 @@ struct HybridUNet: Sendable {
         let offset = decoder.count - tdecoder.count
         for (idx, decode) in decoder.enumerated() {
             let skip = skips.saved.removeLast()
-            let (out, pre) = decode(x, skip: skip, length: skips.lengths.removeLast())
+            let (out, pre) = decode(consume x, skip: consume skip, length: skips.lengths.removeLast())
             x = out
             trace?("dec\(idx)", x)
             if idx >= offset {

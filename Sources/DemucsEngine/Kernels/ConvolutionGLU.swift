@@ -1,0 +1,61 @@
+/// Convolutions followed by GLU over their output channels (the rewrite convolutions of the
+/// hybrid layers), computed block by block.
+///
+/// Done in two steps, the convolution's whole `[2C, plane]` output exists before GLU halves
+/// it: for the first spectrogram layers of htdemucs that is 63 MB at the peak of the segment's
+/// memory. Here each block of output columns goes through a small buffer (the product, the bias,
+/// then GLU into the `[C, plane]` result) that stays in cache. Each element is the same product,
+/// bias sum and GLU as the two-step path, so the results are the same bits.
+extension Convolution {
+    /// Output floats per block buffer: 1 MB, well inside a core's L2.
+    static let gluBlockFloats = 1 << 18
+
+    /// `GLU(conv1x1(x) + bias)` for `x` `[cin, plane...]` and `weight` `[2C, cin, 1]`; returns
+    /// `[C, plane...]` (the shape of `x` with `C` channels).
+    static func pointwiseGLU(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        Profile.measure(.convolution) {
+            let cout = weight.shape[0], cin = weight.shape[1], half = cout / 2
+            precondition(weight.shape[2] == 1 && x.shape[0] == cin)
+            let plane = x.count / cin
+            var out = Tensor(uninitialized: [half] + Array(x.shape.dropFirst()))
+            let width = max(16, gluBlockFloats / cout / 16 * 16)
+            let blocks = (plane + width - 1) / width
+            x.data.withUnsafeBufferPointer { xs in
+                weight.data.withUnsafeBufferPointer { ws in
+                    out.data.withUnsafeMutableBufferPointer { os in
+                        let xBase = xs.baseAddress!, wBase = ws.baseAddress!, oBase = os.baseAddress!
+                        Parallel.forEach(blocks) { range in
+                            var temp = [Float](repeating: 0, count: cout * width)
+                            temp.withUnsafeMutableBufferPointer { ts in
+                                for blk in range {
+                                    let c0 = blk * width, cols = min(width, plane - c0)
+                                    GEMM.multiplyOnThisThread(m: cout, n: cols, k: cin, a: wBase, lda: cin,
+                                                              b: xBase + c0, ldb: plane, c: ts.baseAddress!, ldc: cols)
+                                    biasAndGLU(ts.baseAddress!, cols: cols, channels: cout, bias: bias,
+                                               into: oBase + c0, stride: plane)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return out
+        }
+    }
+
+    /// Adds `bias[c]` to row `c` of the `[channels, cols]` block `t`, then writes GLU of its two
+    /// halves to rows of `dst` spaced `stride` apart; `pairs` picks the output rows (all by default).
+    static func biasAndGLU(_ t: UnsafeMutablePointer<Float>, cols: Int, channels: Int, bias: Tensor?,
+                           into dst: UnsafeMutablePointer<Float>, stride: Int, pairs: Range<Int>? = nil) {
+        let half = channels / 2
+        for c in pairs ?? 0..<half {
+            if let bias {
+                for r in [c, c + half] {
+                    let row = t + r * cols, v = bias.data[r]
+                    for i in 0..<cols { row[i] += v }
+                }
+            }
+            Activations.gluSpan(value: t + c * cols, gate: t + (c + half) * cols, into: dst + c * stride, count: cols)
+        }
+    }
+}
