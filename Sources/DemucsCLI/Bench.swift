@@ -30,7 +30,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Only the first this many seconds of the file (0 = all).")
     var seconds: Double = 0
 
-    @Option(name: [.customShort("j"), .long], help: "Segments in parallel (0 = one per core).")
+    @Option(name: [.customShort("j"), .long], help: "Segments side by side (as separate -j; 0 = automatic: one).")
     var jobs: Int = 0
 
     @Option(help: "Random shifts (as separate --shifts).")
@@ -80,7 +80,7 @@ struct Bench: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("model: \(name) (\(bag.models.count) model(s)); audio: \(String(format: "%.1f", duration)) s; cores: \(cores); segments in parallel: \(jobs == 0 ? cores : jobs); BLAS threads per segment: \(max(1, cores / max(1, jobs == 0 ? cores : jobs))); precision: \(precision.rawValue)")
+        print("model: \(name) (\(bag.models.count) model(s)); audio: \(String(format: "%.1f", duration)) s; cores: \(cores); segments side by side: \(max(jobs, 1)); threads per segment: \(max(1, cores / max(1, jobs))); precision: \(precision.rawValue)")
         print(String(format: "separation: %.2f s wall (%.3f s per audio second, %.2fx real time), %.2f s CPU", separateTime, separateTime / duration, duration / separateTime, cpu))
         print(String(format: "whole run: %.2f s wall (decode %.2f s, encode %.2f s)", wall, decodeTime, encodeTime))
         print(String(format: "peak RSS: %.0f MB", Double(usage.ru_maxrss) / 1024))

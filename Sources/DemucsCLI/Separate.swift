@@ -84,7 +84,7 @@ struct Separate: ParsableCommand {
     @Option(name: .customLong("mp3-preset"), help: "MP3 encoder quality, 2 (best) to 7 (fastest).")
     var mp3Preset: Int = 2
 
-    @Option(name: [.customShort("j"), .long], help: "Segments processed in parallel (more memory, faster on many cores).")
+    @Option(name: [.customShort("j"), .long], help: "Segments processed side by side (0 = automatic: one at a time, with every core inside it; more only costs memory on a few cores).")
     var jobs: Int = 0
 
     @Option(help: "Arithmetic of the matrix multiplies: float32 (as PyTorch, the default) or bf16 (faster on CPUs with AVX512_BF16, about 40+ dB from float32; see docs/PERFORMANCE.md).")

@@ -101,7 +101,7 @@ import Testing
         #expect(config.jobs.settle == .seconds(2))
         #expect(DaemonConfig().jobs.maxFileSizeBytes == Int64(2_147_483_648))
         let options = config.separation.engineOptions(threads: 8)
-        #expect(options.shifts == 2 && options.overlap == 0.5 && options.jobs == 8)
+        #expect(options.shifts == 2 && options.overlap == 0.5 && options.threads == 8 && options.jobs == 0)
         #expect(options.segment == Fraction(15, 2))
         #expect(DaemonConfig().separation.engineOptions(threads: 0).segment == nil)
     }

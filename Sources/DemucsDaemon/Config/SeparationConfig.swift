@@ -24,10 +24,10 @@ public struct SeparationConfig: Sendable, Equatable {
         self.twoStems = twoStems
     }
 
-    /// The engine's options for these settings, with `threads` parallel segments (0 = all cores).
+    /// The engine's options for these settings, using `threads` threads (0 = all cores).
     public func engineOptions(threads: Int) -> SeparationOptions {
         SeparationOptions(shifts: shifts, overlap: overlap, segment: segment.map { Fraction(decimal: $0) },
-                          jobs: threads, precision: precision)
+                          threads: threads, precision: precision)
     }
 
     init(reading reader: inout ConfigTableReader) throws {

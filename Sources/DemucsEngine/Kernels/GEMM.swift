@@ -97,7 +97,7 @@ enum GEMM {
     /// Products at least this large (m·n·k) are split across `Parallel.width` threads by the
     /// engine itself rather than by the BLAS's pool: OpenBLAS's idle threads spin between
     /// products, taking the core from the elementwise work that runs between them.
-    static let splitMinimumWork = 1 << 20
+    nonisolated(unsafe) static var splitMinimumWork = 1 << 20
 
     /// Products smaller than this (m·n·k) stay in float32: packing would cost more than it saves.
     static let bf16MinimumWork = 1 << 18

@@ -10,15 +10,21 @@ public struct SeparationOptions: Sendable, Equatable {
     public var transitionPower: Double = 1
     /// Segment length in seconds, overriding the model's own (`--segment`).
     public var segment: Fraction?
-    /// Segments processed at the same time (`-j`); 0 means one per core.
+    /// Segments processed side by side (`-j`); 0 means automatic, which is one: each segment
+    /// then has every thread inside its layers, which is as fast on a few cores and holds one
+    /// segment's working set instead of one per core (docs/PERFORMANCE.md).
     public var jobs: Int = 0
+    /// Threads the separation uses in all (shared among the segments in flight); 0 = one per core.
+    public var threads: Int = 0
     /// Seed for the random shifts, for reproducible runs; nil draws a fresh one.
     public var seed: UInt64?
     /// The arithmetic of the matrix multiplies (`float32` as PyTorch, or the faster `bf16`).
     public var precision: EnginePrecision = .float32
 
     public init(shifts: Int = 1, split: Bool = true, overlap: Double = 0.25, transitionPower: Double = 1,
-                segment: Fraction? = nil, jobs: Int = 0, seed: UInt64? = nil, precision: EnginePrecision = .float32) {
+                segment: Fraction? = nil, jobs: Int = 0, threads: Int = 0, seed: UInt64? = nil,
+                precision: EnginePrecision = .float32) {
+        self.threads = threads
         self.precision = precision
         self.shifts = shifts
         self.split = split

@@ -56,9 +56,10 @@ public struct Separator: Sendable {
             for i in 0..<p.count { p[i] = (p[i] - mean) / std }
         }
 
-        // Threads go to independent segments first; the BLAS gets what is left per segment, so
-        // no core spins waiting inside a small matrix multiply.
-        let cores = ProcessInfo.processInfo.activeProcessorCount
+        // The threads are shared among the segments in flight; inside a segment they split the
+        // matrix multiplies and the elementwise work (`Parallel`). The BLAS itself runs
+        // single-threaded: its own pool's threads spin between products.
+        let cores = threadCount
         let parallelSegments = options.split ? min(workerCount, max(1, totalPasses(length: length) / max(bag.models.count * max(options.shifts, 1), 1))) : 1
         let previousThreads = GEMM.threads, previousWidth = Parallel.width
         GEMM.threads = 1
@@ -223,9 +224,14 @@ public struct Separator: Sendable {
         }
     }
 
-    /// Segments run at the same time: `jobs`, or one per core when `jobs` is 0.
+    /// Segments run at the same time: `jobs`, or one when `jobs` is 0 (see `SeparationOptions.jobs`).
     var workerCount: Int {
-        options.jobs > 0 ? options.jobs : ProcessInfo.processInfo.activeProcessorCount
+        options.jobs > 0 ? options.jobs : 1
+    }
+
+    /// Threads in all: `threads`, or one per core when it is 0.
+    var threadCount: Int {
+        options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount
     }
 
     /// Runs `body` on each element on its own thread, keeping the order of results.
