@@ -318,12 +318,17 @@ struct HDecLayer: Sendable {
     /// last references saves a copy of the layer's input.
     func callAsFunction(_ input: consuming Tensor, skip: consuming Tensor?, length: Int) -> (Tensor, Tensor) {
         if !bands.isEmpty { return multiForward(input, skip: skip) }
+        // Tensors are released as soon as they are dead (`consume`): a consuming parameter or a
+        // local otherwise lives to the end of the scope, and on the first spectrogram layer each
+        // is 31 MB at the segment's peak.
         var x: Tensor
         if !empty, var sum = skip {
             input.data.withUnsafeBufferPointer { xs in
                 sum.data.withUnsafeMutableBufferPointer { ss in for i in 0..<ss.count { ss[i] += xs[i] } }
             }
             x = Tensor(shape: input.shape, data: sum.data)
+            _ = consume input
+            _ = consume sum
         } else {
             x = input
         }
@@ -332,6 +337,7 @@ struct HDecLayer: Sendable {
         if !empty {
             if let rewrite, norm1 == nil {
                 y = rewrite.gluApplied(x, freq: options.freq)
+                _ = consume x
             } else if let rewrite {
                 var r = rewrite(x, freq: options.freq)
                 norm1?(&r)

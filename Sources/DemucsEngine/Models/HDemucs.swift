@@ -145,8 +145,14 @@ public struct HDemucs: SeparationModel {
         guard channels == config.audioChannels else {
             throw EngineError(.invalidArgument, "the model takes \(config.audioChannels) channels, the input has \(channels)")
         }
-        let z = try spectrogram.spec(mix)
-        var x = HybridCore.complexAsChannels(z)
+        // Only the spectrogram's size outlives this block: its values live on in `x`.
+        var x: Tensor
+        let freqs: Int, frames: Int
+        do {
+            let z = try spectrogram.spec(mix)
+            (freqs, frames) = (z.freqs, z.frames)
+            x = HybridCore.complexAsChannels(z)
+        }
         trace?("spec_cac", x)
         let stats = HybridStats.normalize(&x)
         var xt = mix
@@ -161,10 +167,10 @@ public struct HDemucs: SeparationModel {
         xt = Tensor(zeros: x.shape)
         try unet.decode(&x, &xt, skips: &skips, model: "HDemucs", trace: trace)
         let sources = config.sources.count
-        guard x.count == sources * channels * 2 * z.freqs * z.frames else {
-            throw EngineError(.invalidArgument, "HDemucs: the spectrogram decoder gave \(x.shape), expected \([sources * channels * 2, z.freqs, z.frames])")
+        guard x.count == sources * channels * 2 * freqs * frames else {
+            throw EngineError(.invalidArgument, "HDemucs: the spectrogram decoder gave \(x.shape), expected \([sources * channels * 2, freqs, frames])")
         }
-        let zout = HybridCore.spectrogram(x, channels: sources * channels, freqs: z.freqs, frames: z.frames, stats: stats)
+        let zout = HybridCore.spectrogram(x, channels: sources * channels, freqs: freqs, frames: frames, stats: stats)
         let spec = spectrogram.ispec(zout, length: length)
         guard config.hybrid else {
             return Tensor(shape: [sources, channels, length], data: spec)

@@ -133,8 +133,14 @@ public struct HTDemucs: SeparationModel {
                 throw EngineError(.invalidArgument, "given length \(length) is longer than the training length \(training) of this transformer model")
             }
         }
-        let z = spectrogram.spec(mix)
-        var x = HybridCore.complexAsChannels(z)
+        // Only the spectrogram's size outlives this block: its values live on in `x`.
+        var x: Tensor
+        let freqs: Int, frames: Int
+        do {
+            let z = spectrogram.spec(mix)
+            (freqs, frames) = (z.freqs, z.frames)
+            x = HybridCore.complexAsChannels(z)
+        }
         trace?("spec_cac", x)
         let stats = HybridStats.normalize(&x)
         var xt = mix
@@ -162,7 +168,7 @@ public struct HTDemucs: SeparationModel {
         }
         try unet.decode(&x, &xt, skips: &skips, model: "HTDemucs", trace: trace)
         let sources = config.sources.count
-        let zout = HybridCore.spectrogram(x, channels: sources * channels, freqs: z.freqs, frames: z.frames, stats: stats)
+        let zout = HybridCore.spectrogram(x, channels: sources * channels, freqs: freqs, frames: frames, stats: stats)
         let spec = spectrogram.ispec(zout, length: length)
         return HybridCore.sum(waveform: xt, stats: statsT, spec: spec, sources: sources, channels: channels,
                               length: length, keep: lengthPrePad ?? length)

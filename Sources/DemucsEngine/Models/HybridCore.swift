@@ -129,21 +129,23 @@ struct HybridUNet: Sendable {
                 trace: ((String, Tensor) -> Void)?) throws {
         let offset = decoder.count - tdecoder.count
         for (idx, decode) in decoder.enumerated() {
+            let tdec = idx >= offset ? tdecoder[idx - offset] : nil
+            // A waveform layer that does not need this layer's `pre` runs first: its input and
+            // skip are freed before the spectrogram layer makes its (larger) tensors.
+            if let tdec, !tdec.empty {
+                let lengthT = skips.lengthsT.removeLast()
+                xt = tdec(consume xt, skip: skips.savedT.removeLast(), length: lengthT).0
+                trace?("tdec\(idx - offset)", xt)
+            }
             let skip = skips.saved.removeLast()
             let (out, pre) = decode(consume x, skip: consume skip, length: skips.lengths.removeLast())
             x = out
             trace?("dec\(idx)", x)
-            if idx >= offset {
-                let tdec = tdecoder[idx - offset]
-                let lengthT = skips.lengthsT.removeLast()
-                if tdec.empty {
-                    guard pre.rank == 3, pre.shape[1] == 1 else {
-                        throw EngineError(.invalidArgument, "\(model): the spectrogram branch has \(pre.shape) where the branches split, expected one frequency bin")
-                    }
-                    xt = tdec(pre.reshaped([pre.shape[0], pre.shape[2]]), skip: nil, length: lengthT).0
-                } else {
-                    xt = tdec(xt, skip: skips.savedT.removeLast(), length: lengthT).0
+            if let tdec, tdec.empty {
+                guard pre.rank == 3, pre.shape[1] == 1 else {
+                    throw EngineError(.invalidArgument, "\(model): the spectrogram branch has \(pre.shape) where the branches split, expected one frequency bin")
                 }
+                xt = tdec(pre.reshaped([pre.shape[0], pre.shape[2]]), skip: nil, length: skips.lengthsT.removeLast()).0
                 trace?("tdec\(idx - offset)", xt)
             }
         }
