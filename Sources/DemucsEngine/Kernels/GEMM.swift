@@ -87,7 +87,23 @@ enum GEMM {
         x: UnsafePointer<Float>, beta: Float = 0, y: UnsafeMutablePointer<Float>
     ) {
         if m == 0 { return }
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(m), blasint(n), alpha, a, blasint(lda ?? n),
+        let lda = lda ?? n
+        let parts = Parallel.width
+        if parts > 1, m * n >= splitMinimumWork {
+            // Rows shared out: each thread streams its part of `A` (the product is bound by
+            // memory bandwidth, which a second core adds to). An LSTM step runs here.
+            Parallel.forEach(parts) { range in
+                for t in range {
+                    let lo = m * t / parts, hi = m * (t + 1) / parts
+                    if hi > lo {
+                        cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(hi - lo), blasint(n), alpha, a + lo * lda,
+                                    blasint(lda), x, 1, beta, y + lo, 1)
+                    }
+                }
+            }
+            return
+        }
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(m), blasint(n), alpha, a, blasint(lda),
                     x, 1, beta, y, 1)
     }
 
