@@ -35,6 +35,11 @@ enum Activations {
         for i in 0..<count { dst[i] *= value[i] }
     }
 
+    /// GLU over the channel axis of an unbatched `[2C, ...]` tensor: `[C, ...]`.
+    static func gluChannels(_ x: Tensor) -> Tensor {
+        glu(x.reshaped([1] + x.shape), batch: 1).reshaped([x.shape[0] / 2] + Array(x.shape.dropFirst()))
+    }
+
     static func glu(_ x: Tensor, batch: Int) -> Tensor {
         Profile.measure(.activation) {
             let channels2 = x.shape[1]

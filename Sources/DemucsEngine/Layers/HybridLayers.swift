@@ -41,18 +41,23 @@ enum Rewrite: Sendable {
         }
     }
 
-    /// `GLU(self(x))` over the output channels, without the full-size intermediate where the
-    /// convolution is 1×1 or square (see ConvolutionGLU.swift); same results as the two steps.
-    func gluApplied(_ x: Tensor, freq: Bool) -> Tensor {
-        switch self {
-        case .axis(let conv) where conv.weight.shape[2] == 1 && conv.stride == 1 && conv.padding == 0:
-            return Convolution.pointwiseGLU(x, weight: conv.weight, bias: conv.bias)
-        case .square(let conv):
-            return Convolution.conv2d(x, weight: conv.weight, bias: conv.bias, padding: conv.padding, glu: true)
-        default:
-            let z = self(x, freq: freq)
-            return Activations.glu(z.reshaped([1] + z.shape), batch: 1).reshaped([z.shape[0] / 2] + Array(z.shape.dropFirst()))
+    /// `GLU(norm(self(x)))` over the output channels. Without a norm, where the convolution is
+    /// 1×1 or square, GLU is applied block by block without the full-size intermediate (see
+    /// ConvolutionGLU.swift); same results as the separate steps.
+    func gluApplied(_ x: Tensor, freq: Bool, norm: GroupNorm?) -> Tensor {
+        if norm == nil {
+            switch self {
+            case .axis(let conv) where conv.weight.shape[2] == 1 && conv.stride == 1 && conv.padding == 0:
+                return Convolution.pointwiseGLU(x, weight: conv.weight, bias: conv.bias)
+            case .square(let conv):
+                return Convolution.conv2d(x, weight: conv.weight, bias: conv.bias, padding: conv.padding, glu: true)
+            default:
+                break
+            }
         }
+        var z = self(x, freq: freq)
+        norm?(&z)
+        return Activations.gluChannels(z)
     }
 
     /// Applies to `[cin, length]` (time) or `[cin, freqs, frames]` (spectrogram).
@@ -197,11 +202,7 @@ struct HEncLayer: Sendable {
             y = applyDConv(dconv, consume y, freq: options.freq)
         }
         guard let rewrite else { return y }
-        if norm2 == nil { return rewrite.gluApplied(y, freq: options.freq) }
-        var z = rewrite(y, freq: options.freq)
-        norm2?(&z)
-        z = Activations.glu(z.reshaped([1] + z.shape), batch: 1)
-        return z.reshaped(Array(z.shape.dropFirst()))
+        return rewrite.gluApplied(y, freq: options.freq, norm: norm2)
     }
 }
 
@@ -335,14 +336,9 @@ struct HDecLayer: Sendable {
         if options.freq && x.rank == 2 { x = x.reshaped([chin, 1, x.shape[1]]) }
         var y: Tensor
         if !empty {
-            if let rewrite, norm1 == nil {
-                y = rewrite.gluApplied(x, freq: options.freq)
+            if let rewrite {
+                y = rewrite.gluApplied(x, freq: options.freq, norm: norm1)
                 _ = consume x
-            } else if let rewrite {
-                var r = rewrite(x, freq: options.freq)
-                norm1?(&r)
-                r = Activations.glu(r.reshaped([1] + r.shape), batch: 1)
-                y = r.reshaped(Array(r.shape.dropFirst()))
             } else {
                 y = x
             }

@@ -216,8 +216,7 @@ struct WaveEncoderLayer: Sendable {
         z = z.reshaped([z.shape[1], z.shape[2]])
         norm2?(&z)
         if glu {
-            z = Activations.glu(z.reshaped([1] + z.shape), batch: 1)
-            return z.reshaped(Array(z.shape.dropFirst()))
+            return Activations.gluChannels(z)
         }
         Activations.relu(&z)
         return z
@@ -273,8 +272,7 @@ struct WaveDecoderLayer: Sendable {
             r = r.reshaped([r.shape[1], r.shape[2]])
             norm1?(&r)
             if glu {
-                r = Activations.glu(r.reshaped([1] + r.shape), batch: 1)
-                y = r.reshaped(Array(r.shape.dropFirst()))
+                y = Activations.gluChannels(r)
             } else {
                 Activations.relu(&r)
                 y = r
