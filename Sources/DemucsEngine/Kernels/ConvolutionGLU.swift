@@ -29,9 +29,9 @@ extension Convolution {
                             temp.withUnsafeMutableBufferPointer { ts in
                                 for blk in range {
                                     let c0 = blk * width, cols = min(width, plane - c0)
-                                    GEMM.multiplyOnThisThread(m: cout, n: cols, k: cin, a: wBase, lda: cin,
-                                                              b: xBase + c0, ldb: plane, c: ts.baseAddress!, ldc: cols)
-                                    biasAndGLU(ts.baseAddress!, cols: cols, channels: cout, bias: bias,
+                                    pointwiseBlock(weight: wBase, cout: cout, cin: cin, bias: bias,
+                                                   x: xBase + c0, ldx: plane, cols: cols, into: ts.baseAddress!)
+                                    biasAndGLU(ts.baseAddress!, cols: cols, channels: cout, bias: nil,
                                                into: oBase + c0, stride: plane)
                                 }
                             }
@@ -40,6 +40,19 @@ extension Convolution {
                 }
             }
             return out
+        }
+    }
+
+    /// One column block of a 1×1 convolution on the calling thread:
+    /// `t[cout, cols] = weight[cout, cin] · x[cin, cols] + bias`, with `x`'s rows `ldx` apart.
+    /// The bias is added after the product, as `addChannelBias` does on a whole output.
+    static func pointwiseBlock(weight: UnsafePointer<Float>, cout: Int, cin: Int, bias: Tensor?,
+                               x: UnsafePointer<Float>, ldx: Int, cols: Int, into t: UnsafeMutablePointer<Float>) {
+        GEMM.multiplyOnThisThread(m: cout, n: cols, k: cin, a: weight, lda: cin, b: x, ldb: ldx, c: t, ldc: cols)
+        guard let bias else { return }
+        for c in 0..<cout {
+            let row = t + c * cols, v = bias.data[c]
+            for i in 0..<cols { row[i] += v }
         }
     }
 

@@ -84,14 +84,8 @@ enum FusedDConv {
                                 let b0 = blk * perBlock, items = min(perBlock, batch - b0)
                                 let cols = items * length
                                 Profile.measure(.convolution) {
-                                    GEMM.multiplyOnThisThread(m: channels2, n: cols, k: hidden, a: wBase, lda: hidden,
-                                                              b: yBase + b0 * length, ldb: batch * length, c: t, ldc: cols)
-                                    if let convBias {
-                                        for c in 0..<channels2 {
-                                            let row = t + c * cols, v = convBias.data[c]
-                                            for i in 0..<cols { row[i] += v }
-                                        }
-                                    }
+                                    Convolution.pointwiseBlock(weight: wBase, cout: channels2, cin: hidden, bias: convBias,
+                                                               x: yBase + b0 * length, ldx: batch * length, cols: cols, into: t)
                                 }
                                 for j in 0..<items {
                                     Profile.measure(.normalization) {
