@@ -23,27 +23,22 @@ enum GEMM {
         let lda = lda ?? (transA ? m : k)
         let ldb = ldb ?? (transB ? k : n)
         let ldc = ldc ?? n
-        let parts = Parallel.width
-        if parts > 1, m * n * k >= splitMinimumWork {
+        if Parallel.width > 1, m * n * k >= splitMinimumWork {
             // Split the larger side of C into column or row blocks, one per thread, each a
             // single-threaded product on its own block (see `splitMinimumWork`).
+            // Blocks are whole groups of 16 rows or columns, a multiple of the BLAS's tiles.
             let splitColumns = n >= m
-            let extent = splitColumns ? n : m
-            let align = 16
-            Parallel.forEach(parts, grain: 1) { range in
-                for t in range {
-                    let lo = (extent * t / parts) / align * align
-                    let hi = t == parts - 1 ? extent : (extent * (t + 1) / parts) / align * align
-                    if hi <= lo { continue }
-                    if splitColumns {
-                        multiplyOnThisThread(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
-                               a: a, lda: lda, b: transB ? b + lo * ldb : b + lo, ldb: ldb,
-                               beta: beta, c: c + lo, ldc: ldc)
-                    } else {
-                        multiplyOnThisThread(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
-                               a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb,
-                               beta: beta, c: c + lo * ldc, ldc: ldc)
-                    }
+            let extent = splitColumns ? n : m, align = 16
+            Parallel.forEach((extent + align - 1) / align) { groups in
+                let lo = groups.lowerBound * align, hi = min(extent, groups.upperBound * align)
+                if splitColumns {
+                    multiplyOnThisThread(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
+                                         a: a, lda: lda, b: transB ? b + lo * ldb : b + lo, ldb: ldb,
+                                         beta: beta, c: c + lo, ldc: ldc)
+                } else {
+                    multiplyOnThisThread(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                                         a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb,
+                                         beta: beta, c: c + lo * ldc, ldc: ldc)
                 }
             }
             return
@@ -88,18 +83,12 @@ enum GEMM {
     ) {
         if m == 0 { return }
         let lda = lda ?? n
-        let parts = Parallel.width
-        if parts > 1, m * n >= splitMinimumWork {
+        if Parallel.width > 1, m * n >= splitMinimumWork {
             // Rows shared out: each thread streams its part of `A` (the product is bound by
             // memory bandwidth, which a second core adds to). An LSTM step runs here.
-            Parallel.forEach(parts) { range in
-                for t in range {
-                    let lo = m * t / parts, hi = m * (t + 1) / parts
-                    if hi > lo {
-                        cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(hi - lo), blasint(n), alpha, a + lo * lda,
-                                    blasint(lda), x, 1, beta, y + lo, 1)
-                    }
-                }
+            Parallel.forEach(m) { rows in
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, blasint(rows.count), blasint(n), alpha, a + rows.lowerBound * lda,
+                            blasint(lda), x, 1, beta, y + rows.lowerBound, 1)
             }
             return
         }
@@ -122,15 +111,6 @@ enum GEMM {
     static var threads: Int {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(newValue)) }
-    }
-}
-
-/// Controls the engine's use of threads.
-public enum EngineThreads {
-    /// Threads used inside each matrix multiply (the BLAS's own pool).
-    public static var blas: Int {
-        get { GEMM.threads }
-        set { GEMM.threads = max(1, newValue) }
     }
 }
 
