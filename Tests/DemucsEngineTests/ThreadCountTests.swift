@@ -15,8 +15,10 @@ import Testing
 /// The tiny models' tensors fit in one block of each kind, so the block sizes are made small
 /// here (every product split, GLU blocks of 1,024 floats, attention blocks of 8 queries) to run
 /// the seams; the full-size values are restored after. Other suites running meanwhile only get
-/// more, smaller blocks.
-@Suite struct ThreadCountTests {
+/// more, smaller blocks (each kernel reads its block size once per call). The model cases run
+/// one after another: run side by side, one case's reference run could see another's small
+/// blocks, and their save/restore could interleave.
+@Suite(.serialized) struct ThreadCountTests {
     static func track(_ length: Int) -> Tensor {
         var x = Tensor(zeros: [2, length])
         for i in 0..<length {

@@ -39,6 +39,7 @@ enum Attention {
             let d = dim / heads
             let scale = 1 / Float(d).squareRoot()
             var out = Tensor(uninitialized: [nq, dim])  // every task writes its rows of its head's columns
+            let queryBlock = Self.queryBlock  // read once: a test may change it between calls
             let blocks = (nq + queryBlock - 1) / queryBlock
             q.data.withUnsafeBufferPointer { qs in
                 k.data.withUnsafeBufferPointer { ks in
