@@ -75,7 +75,7 @@ let package = Package(
         ),
         .executableTarget(name: "demucsctl", dependencies: ["DemucsCLI"]),
 
-        .testTarget(name: "DemucsEngineTests", dependencies: ["DemucsEngine"]),
+        .testTarget(name: "DemucsEngineTests", dependencies: ["DemucsEngine", "CDemucsKernels"]),
         .testTarget(name: "AudioIOTests", dependencies: ["AudioIO"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "DemucsEngine"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),

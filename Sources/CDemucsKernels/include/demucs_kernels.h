@@ -19,6 +19,34 @@ int demucs_bf16_available(void);
 void demucs_bf16_gemm(int transA, int transB, int m, int n, int k, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* The transcendental elementwise passes (vector_math.c), each built for AVX-512, AVX2 + FMA and
+ * baseline x86-64 and picked at load time.
+ *
+ * demucs_softmax_row: row[i] = exp(row[i] - max(row)); returns their sum, and divides the row by it
+ * when normalise is nonzero.
+ * demucs_gelu: x[i] = GELU(x[i] * scale + shift), exact (erf) form.
+ * demucs_glu: dst[i] = sigmoid(gate[i] * gateScale + gateShift) * (value[i] * valueScale + valueShift).
+ * demucs_glu_add: dst[i] += outScale * (the same gated value). */
+float demucs_softmax_row(float *row, long n, int normalise);
+void demucs_gelu(float *x, long n, float scale, float shift);
+void demucs_glu(const float *value, const float *gate, float *dst, long n,
+                float valueScale, float valueShift, float gateScale, float gateShift);
+void demucs_glu_add(const float *value, const float *gate, float *dst, long n,
+                    float valueScale, float valueShift, float gateScale, float gateShift, float outScale);
+
+/* The four functions above as built for one instruction set — level 0 baseline, 1 AVX2 + FMA,
+ * 2 AVX-512 — or NULL where this CPU cannot run that build. The functions above use the highest
+ * level available; tests call each level through this table. */
+struct demucs_vector_kernels {
+    float (*softmax_row)(float *row, long n, int normalise);
+    void (*gelu)(float *x, long n, float scale, float shift);
+    void (*glu)(const float *value, const float *gate, float *dst, long n,
+                float valueScale, float valueShift, float gateScale, float gateShift);
+    void (*glu_add)(const float *value, const float *gate, float *dst, long n,
+                    float valueScale, float valueShift, float gateScale, float gateShift, float outScale);
+};
+const struct demucs_vector_kernels *demucs_vector_kernels(int level);
+
 /* glibc malloc tuning for the activation buffers (see LargeBuffer.retainFreedBlocks): keep freed
  * large blocks in the heap for reuse instead of unmapping them; and give the heap's free blocks
  * back to the kernel. No-ops where the C library is not glibc. */

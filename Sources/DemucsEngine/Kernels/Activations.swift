@@ -1,3 +1,4 @@
+import CDemucsKernels
 import Foundation
 
 /// Elementwise activations, in place.
@@ -10,7 +11,7 @@ enum Activations {
                 let count = p.count
                 Parallel.forEach((count + 7) / 8, grain: 4096) { r in
                     let lo = 8 * r.lowerBound, hi = min(count, 8 * r.upperBound)
-                    VectorMath.map(base + lo, hi - lo) { v in 0.5 * v * (1 + VectorMath.erf(v * 0.70710678118654752440)) }
+                    demucs_gelu(base + lo, hi - lo, 1, 0)
                 }
             }
         }
@@ -30,9 +31,7 @@ enum Activations {
     @inline(__always)
     static func gluSpan(value: UnsafePointer<Float>, gate: UnsafePointer<Float>,
                         into dst: UnsafeMutablePointer<Float>, count: Int) {
-        dst.update(from: gate, count: count)
-        VectorMath.map(dst, count) { g in 1 / (1 + VectorMath.exp(-g)) }
-        for i in 0..<count { dst[i] *= value[i] }
+        demucs_glu(value, gate, dst, count, 1, 0, 1, 0)
     }
 
     /// GLU over the channel axis of an unbatched `[2C, ...]` tensor: `[C, ...]`.

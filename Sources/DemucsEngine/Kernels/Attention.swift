@@ -1,3 +1,4 @@
+import CDemucsKernels
 import Foundation
 
 /// Dense products of the transformer: linear layers and multi-head attention on `[tokens, dim]`.
@@ -99,37 +100,8 @@ enum Attention {
     private static func softmaxRows(_ p: UnsafeMutablePointer<Float>, _ range: Range<Int>, cols: Int,
                                     sums: UnsafeMutablePointer<Float>?) {
         for r in range {
-            let row = p + r * cols
-            var m8 = VectorMath.V(repeating: -.infinity)
-            var i = 0
-            while i + 8 <= cols {
-                let v = UnsafeRawPointer(row + i).loadUnaligned(as: VectorMath.V.self)
-                m8 = m8.replacing(with: v, where: v .> m8)
-                i += 8
-            }
-            var m = m8.max()
-            while i < cols { m = max(m, row[i]); i += 1 }
-            var sum8 = VectorMath.V(repeating: 0)
-            i = 0
-            while i + 8 <= cols {
-                let e = VectorMath.exp(UnsafeRawPointer(row + i).loadUnaligned(as: VectorMath.V.self) - m)
-                UnsafeMutableRawPointer(row + i).storeBytes(of: e, as: VectorMath.V.self)
-                sum8 += e
-                i += 8
-            }
-            var sum = sum8.sum()
-            while i < cols {
-                let e = expf(row[i] - m)
-                row[i] = e
-                sum += e
-                i += 1
-            }
-            if let sums {
-                sums[r] = sum
-                continue
-            }
-            let inv = 1 / sum
-            VectorMath.map(row, cols) { $0 * inv }
+            let sum = demucs_softmax_row(p + r * cols, cols, sums == nil ? 1 : 0)
+            sums?[r] = sum
         }
     }
 }

@@ -1,3 +1,4 @@
+import CDemucsKernels
 /// Convolutions followed by GLU over their output channels (the rewrite convolutions of the
 /// hybrid layers), computed block by block.
 ///
@@ -62,13 +63,9 @@ extension Convolution {
                            into dst: UnsafeMutablePointer<Float>, stride: Int, pairs: Range<Int>? = nil) {
         let half = channels / 2
         for c in pairs ?? 0..<half {
-            if let bias {
-                for r in [c, c + half] {
-                    let row = t + r * cols, v = bias.data[r]
-                    for i in 0..<cols { row[i] += v }
-                }
-            }
-            Activations.gluSpan(value: t + c * cols, gate: t + (c + half) * cols, into: dst + c * stride, count: cols)
+            // value · 1 + bias is exactly value + bias, as the separate bias pass computed it.
+            let valueBias = bias?.data[c] ?? 0, gateBias = bias?.data[c + half] ?? 0
+            demucs_glu(t + c * cols, t + (c + half) * cols, dst + c * stride, cols, 1, valueBias, 1, gateBias)
         }
     }
 }

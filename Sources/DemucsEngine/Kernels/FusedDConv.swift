@@ -1,3 +1,4 @@
+import CDemucsKernels
 /// DConv's elementwise work fused into as few passes over memory as the maths allows.
 ///
 /// A DConv block is conv → GroupNorm(1) → GELU → … → 1×1 conv → GroupNorm(1) → GLU → LayerScale
@@ -5,11 +6,11 @@
 /// read or written seven times (two statistics passes, the normalised copy, GLU's copy of the
 /// gates, its product, the residual sum) and two fresh tensors are allocated. Here the statistics
 /// take their two passes and a single pass applies the norm, the GLU, the scale and the sum into
-/// the residual stream. The arithmetic is the same, in the same order, as the separate kernels
-/// (`Normalization.groupNormRows`, `Activations.gelu` / `glu`), so the results are bit for bit
-/// those of the unfused steps.
+/// the residual stream. The statistics are those of `Normalization.groupNormRows`; the
+/// elementwise pass (`demucs_gelu` / `demucs_glu_add` in `CDemucsKernels`) takes the norm's
+/// `x · scale + shift` inside the same expression as the activation, which the AVX2 and AVX-512
+/// builds contract into one multiply-add: within an ulp of the unfused steps, not bit for bit.
 enum FusedDConv {
-    typealias V = VectorMath.V
 
     /// GroupNorm(1) per batch item of `[channels, batch, length]`, then GELU, in place.
     static func normGELU(_ x: inout Tensor, batch: Int, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
@@ -26,10 +27,7 @@ enum FusedDConv {
                             for c in channelRange {
                                 let p = base + (c * batch + b) * length
                                 let s = scale[c], t = shift[c]
-                                VectorMath.map(p, length) { v in
-                                    let y = v * s + t
-                                    return 0.5 * y * (1 + VectorMath.erf(y * 0.70710678118654752440))
-                                }
+                                demucs_gelu(p, length, s, t)
                             }
                         })
         }
@@ -119,23 +117,7 @@ enum FusedDConv {
             let a = yBase + (c * yBatch + yItem) * length
             let g = yBase + ((c + half) * yBatch + yItem) * length
             let dst = xBase + (c * xBatch + xItem) * length
-            let sa = scale[c], ta = shift[c], sg = scale[c + half], tg = shift[c + half]
-            let ls = layerScale.data[c]
-            var i = 0
-            while i + 8 <= length {
-                let av = UnsafeRawPointer(a + i).loadUnaligned(as: V.self) * sa + ta
-                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self) * sg + tg
-                let gated = 1 / (1 + VectorMath.exp(-gv)) * av
-                let old = UnsafeRawPointer(dst + i).loadUnaligned(as: V.self)
-                UnsafeMutableRawPointer(dst + i).storeBytes(of: old + ls * gated, as: V.self)
-                i += 8
-            }
-            if i < length {
-                var av = V(repeating: 0), gv = V(repeating: 0)
-                for j in 0..<(length - i) { av[j] = a[i + j] * sa + ta; gv[j] = g[i + j] * sg + tg }
-                let gated = 1 / (1 + VectorMath.exp(-gv)) * av
-                for j in 0..<(length - i) { dst[i + j] += ls * gated[j] }
-            }
+            demucs_glu_add(a, g, dst, length, scale[c], shift[c], scale[c + half], shift[c + half], layerScale.data[c])
         }
     }
 

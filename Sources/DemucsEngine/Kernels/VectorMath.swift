@@ -1,9 +1,10 @@
-/// Vectorised elementwise functions for the activations and the softmax.
+/// Vectorised exp for the LSTM gates and LocalState's sigmoid.
 ///
-/// `expf`/`erff` from libm are scalar calls; on the attention's score matrices and the GLU/GELU
-/// passes they cost more than the surrounding arithmetic. These SIMD versions use the classic
-/// range reduction plus a short polynomial: exp is within about 2 ulp, erf within 1.5e-7 absolute,
-/// far below what the parity bar (60 dB) can see.
+/// `expf` from libm is a scalar call that costs more than the surrounding arithmetic. This SIMD
+/// version uses the classic range reduction plus a short polynomial (within about 2 ulp). The
+/// heavy elementwise passes — softmax, GELU, GLU — use the same arithmetic in C
+/// (`CDemucsKernels/vector_math.c`), built for AVX-512 and AVX2 as well as the baseline this
+/// Swift code is compiled for.
 enum VectorMath {
     typealias V = SIMD8<Float>
 
@@ -32,20 +33,6 @@ enum VectorMath {
         // 2^n: the integer n is bits(t) - bits(magic); the exponent field is n + 127.
         let bits = (unsafeBitCast(t, to: SIMD8<UInt32>.self) &- 0x4B40_0000 &+ 127) &<< 23
         return y * unsafeBitCast(bits, to: V.self)
-    }
-
-    /// erf(x) for 8 lanes (Abramowitz & Stegun 7.1.26).
-    @inline(__always)
-    static func erf(_ x: V) -> V {
-        let a = x.replacing(with: -x, where: x .< 0)
-        let t = 1 / (1 + 0.3275911 * a)
-        var p = V(repeating: 1.061405429)
-        p = p * t - 1.453152027
-        p = p * t + 1.421413741
-        p = p * t - 0.284496736
-        p = p * t + 0.254829592
-        let y = 1 - p * t * exp(-(a * a))
-        return y.replacing(with: -y, where: x .< 0)
     }
 
     /// Applies `body` to `count` floats at `p` in place, 8 at a time, the tail through a padded vector.
