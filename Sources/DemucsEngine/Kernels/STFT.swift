@@ -55,6 +55,10 @@ struct STFT: Sendable {
     }
 
     /// The spectrogram of each row of `[channels, length]`.
+    ///
+    /// Two real rows go through one complex FFT (the first as the real part, the second as the
+    /// imaginary part) and are told apart by the transform's symmetry, so a stereo signal costs
+    /// one FFT per frame; the frames are shared out over `Parallel`'s threads.
     func forward(_ x: [Float], channels: Int) -> Spectrogram {
         Profile.measure(.stft) {
             let length = x.count / channels
@@ -62,27 +66,45 @@ struct STFT: Sendable {
             let freqs = nfft / 2 + 1
             var spec = Spectrogram(channels: channels, freqs: freqs, frames: frames)
             let scale = 1 / Float(nfft).squareRoot()
-            var re = LargeBuffer.zeros(nfft)
-            var im = LargeBuffer.zeros(nfft)
-            x.withUnsafeBufferPointer { xs in
-                for c in 0..<channels {
-                    let padded = STFT.reflectPad(
-                        UnsafeBufferPointer(rebasing: xs[(c * length)..<((c + 1) * length)]),
-                        left: nfft / 2, right: nfft / 2)
-                    for t in 0..<frames {
-                        for n in 0..<nfft {
-                            re[n] = padded[t * hop + n] * window[n]
-                            im[n] = 0
-                        }
-                        re.withUnsafeMutableBufferPointer { r in
-                            im.withUnsafeMutableBufferPointer { i in
-                                fft.transform(re: r.baseAddress!, im: i.baseAddress!)
+            let padded: [[Float]] = x.withUnsafeBufferPointer { xs in
+                (0..<channels).map { c in
+                    STFT.reflectPad(UnsafeBufferPointer(rebasing: xs[(c * length)..<((c + 1) * length)]),
+                                    left: nfft / 2, right: nfft / 2)
+                }
+            }
+            let n = nfft, hop = hop, window = window, fft = fft
+            spec.re.withUnsafeMutableBufferPointer { sr in
+                spec.im.withUnsafeMutableBufferPointer { si in
+                    let specRe = sr.baseAddress!, specIm = si.baseAddress!
+                    Parallel.forEach(frames, grain: 8) { frameRange in
+                        var re = [Float](repeating: 0, count: n), im = re
+                        re.withUnsafeMutableBufferPointer { rp in
+                            im.withUnsafeMutableBufferPointer { ip in
+                                let re = rp.baseAddress!, im = ip.baseAddress!
+                                for t in frameRange {
+                                    for c in stride(from: 0, to: channels, by: 2) {
+                                        let first = padded[c], second = c + 1 < channels ? padded[c + 1] : nil
+                                        for k in 0..<n {
+                                            re[k] = first[t * hop + k] * window[k]
+                                            im[k] = second.map { $0[t * hop + k] * window[k] } ?? 0
+                                        }
+                                        fft.transform(re: re, im: im)
+                                        // Z = X1 + i·X2 with X1, X2 Hermitian: X1[f] = (Z[f] + conj Z[-f]) / 2,
+                                        // X2[f] = (Z[f] - conj Z[-f]) / 2i.
+                                        let half = scale / 2
+                                        for f in 0..<freqs {
+                                            let g = (n - f) & (n - 1)
+                                            let o = (c * freqs + f) * frames + t
+                                            specRe[o] = (re[f] + re[g]) * half
+                                            specIm[o] = (im[f] - im[g]) * half
+                                            guard second != nil else { continue }
+                                            let o2 = o + freqs * frames
+                                            specRe[o2] = (im[f] + im[g]) * half
+                                            specIm[o2] = (re[g] - re[f]) * half
+                                        }
+                                    }
+                                }
                             }
-                        }
-                        for f in 0..<freqs {
-                            let o = (c * freqs + f) * frames + t
-                            spec.re[o] = re[f] * scale
-                            spec.im[o] = im[f] * scale
                         }
                     }
                 }
@@ -92,46 +114,72 @@ struct STFT: Sendable {
     }
 
     /// The inverse of `forward`, trimmed or zero-extended to `length` samples per channel.
+    ///
+    /// As `torch.istft` (a one-sided inverse), the imaginary parts of the zero and Nyquist bins
+    /// play no part. Two channels share each complex inverse FFT (the first comes out as the real
+    /// part, the second as the imaginary part), and the channel pairs are shared out over
+    /// `Parallel`'s threads.
     func inverse(_ spec: Spectrogram, length: Int) -> [Float] {
         Profile.measure(.stft) {
-            let frames = spec.frames, freqs = spec.freqs
+            let frames = spec.frames, freqs = spec.freqs, channels = spec.channels
             precondition(freqs == nfft / 2 + 1)
-            let total = nfft + hop * (frames - 1)
-            var out = LargeBuffer.zeros(spec.channels * length)
+            let n = nfft, hop = hop, window = window, fft = fft
+            let total = n + hop * (frames - 1)
+            var out = LargeBuffer.zeros(channels * length)
             var envelope = LargeBuffer.zeros(total)
             for t in 0..<frames {
-                for n in 0..<nfft { envelope[t * hop + n] += window[n] * window[n] }
+                for k in 0..<n { envelope[t * hop + k] += window[k] * window[k] }
             }
             // normalized=True undoes the forward 1/sqrt(nfft); the inverse FFT itself divides by nfft.
-            let scale = Float(nfft).squareRoot() / Float(nfft)
-            var re = LargeBuffer.zeros(nfft)
-            var im = LargeBuffer.zeros(nfft)
-            var signal = LargeBuffer.zeros(total)
-            let start = nfft / 2
-            for c in 0..<spec.channels {
-                for i in 0..<total { signal[i] = 0 }
-                for t in 0..<frames {
-                    for f in 0..<freqs {
-                        let o = (c * freqs + f) * frames + t
-                        re[f] = spec.re[o]
-                        im[f] = spec.im[o]
-                    }
-                    for f in 1..<(nfft / 2) {
-                        re[nfft - f] = re[f]
-                        im[nfft - f] = -im[f]
-                    }
-                    re.withUnsafeMutableBufferPointer { r in
-                        im.withUnsafeMutableBufferPointer { i in
-                            fft.transform(re: r.baseAddress!, im: i.baseAddress!, inverse: true)
+            let scale = Float(n).squareRoot() / Float(n)
+            let start = n / 2
+            out.withUnsafeMutableBufferPointer { op in
+                let outBase = op.baseAddress!
+                Parallel.forEach((channels + 1) / 2) { pairs in
+                    var re = [Float](repeating: 0, count: n), im = re
+                    var first = LargeBuffer.zeros(total), second = first
+                    for pair in pairs {
+                        let c = 2 * pair, paired = c + 1 < channels
+                        for i in 0..<total { first[i] = 0; second[i] = 0 }
+                        for t in 0..<frames {
+                            for f in 0..<freqs {
+                                let o = (c * freqs + f) * frames + t
+                                let edge = f == 0 || f == n / 2
+                                let ar = spec.re[o], ai: Float = edge ? 0 : spec.im[o]
+                                var br: Float = 0, bi: Float = 0
+                                if paired {
+                                    br = spec.re[o + freqs * frames]
+                                    bi = edge ? 0 : spec.im[o + freqs * frames]
+                                }
+                                // Z = X1 + i·X2 over the whole circle, X[-f] = conj X[f].
+                                re[f] = ar - bi
+                                im[f] = ai + br
+                                if !edge {
+                                    re[n - f] = ar + bi
+                                    im[n - f] = br - ai
+                                }
+                            }
+                            re.withUnsafeMutableBufferPointer { r in
+                                im.withUnsafeMutableBufferPointer { i in
+                                    fft.transform(re: r.baseAddress!, im: i.baseAddress!, inverse: true)
+                                }
+                            }
+                            for k in 0..<n {
+                                first[t * hop + k] += re[k] * scale * window[k]
+                                second[t * hop + k] += im[k] * scale * window[k]
+                            }
                         }
+                        func normalise(_ signal: [Float], into row: Int) {
+                            for i in 0..<length {
+                                let p = start + i
+                                guard p < total else { break }
+                                let e = envelope[p]
+                                outBase[row * length + i] = e > 1e-11 ? signal[p] / e : 0
+                            }
+                        }
+                        normalise(first, into: c)
+                        if paired { normalise(second, into: c + 1) }
                     }
-                    for n in 0..<nfft { signal[t * hop + n] += re[n] * scale * window[n] }
-                }
-                for i in 0..<length {
-                    let p = start + i
-                    guard p < total else { break }
-                    let e = envelope[p]
-                    out[c * length + i] = e > 1e-11 ? signal[p] / e : 0
                 }
             }
             return out
