@@ -7,7 +7,9 @@ import Glibc
 ///
 /// Off by default: then `measure` is one relaxed check of a flag. When on, each kernel adds the
 /// CPU time of its calling thread (`CLOCK_THREAD_CPUTIME_ID`, so segments running in parallel
-/// are counted fully and a thread waiting on a lock is not) to its kind's total.
+/// are counted fully and a thread waiting on a lock is not) to its kind's total, and the
+/// threads `Parallel` hands its work to add theirs to the kind of the kernel that called it.
+/// A kernel measured inside another (on the same thread) counts towards the outer one.
 public enum Profile {
     public enum Kind: String, CaseIterable, Sendable {
         case convolution, transposedConvolution, attention, linear, lstm, normalization, activation, stft, other
@@ -40,15 +42,37 @@ public enum Profile {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
+    /// Whether collection is on (for `Parallel`, which then passes the kind to its threads).
+    static var isEnabled: Bool { enabled }
+
+    /// The kind being measured on the calling thread, if any.
+    static var currentKind: Kind? {
+        let raw = Int(bitPattern: pthread_getspecific(currentKey))
+        return raw == 0 ? nil : Kind.allCases[raw - 1]
+    }
+
+    private static let currentKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    private static func setCurrent(_ kind: Kind?) {
+        let raw = kind.map { Kind.allCases.firstIndex(of: $0)! + 1 } ?? 0
+        pthread_setspecific(currentKey, UnsafeRawPointer(bitPattern: raw))
+    }
+
     @inline(__always)
-    static func measure<T>(_ kind: Kind, _ body: () throws -> T) rethrows -> T {
-        guard enabled else { return try body() }
+    static func measure<T>(_ kind: Kind, countsCall: Bool = true, _ body: () throws -> T) rethrows -> T {
+        guard enabled, currentKind == nil else { return try body() }
+        setCurrent(kind)
         let start = threadCPUTime()
         defer {
             let spent = threadCPUTime() - start
+            setCurrent(nil)
             lock.lock()
             totals[kind, default: 0] += spent
-            counts[kind, default: 0] += 1
+            if countsCall { counts[kind, default: 0] += 1 }
             lock.unlock()
         }
         return try body()

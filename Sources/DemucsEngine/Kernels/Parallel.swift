@@ -21,10 +21,17 @@ enum Parallel {
             if count > 0 { body(0..<count) }
             return
         }
+        // With the benchmark's profile on, the helper threads' CPU time goes to the caller's kind.
+        let kind = Profile.isEnabled ? Profile.currentKind : nil
         withoutActuallyEscaping(body) { body in
             let shared = Unchecked(body)
             DispatchQueue.concurrentPerform(iterations: tasks) { t in
-                shared.value((count * t / tasks)..<(count * (t + 1) / tasks))
+                let range = (count * t / tasks)..<(count * (t + 1) / tasks)
+                if let kind {
+                    Profile.measure(kind, countsCall: false) { shared.value(range) }
+                } else {
+                    shared.value(range)
+                }
             }
         }
     }
