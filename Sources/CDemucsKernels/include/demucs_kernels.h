@@ -47,6 +47,22 @@ struct demucs_vector_kernels {
 };
 const struct demucs_vector_kernels *demucs_vector_kernels(int level);
 
+/* Attention for one head and one block of query rows (attention.c), for CPUs with AVX-512 and head
+ * sizes that are a multiple of 16; demucs_attention_available() says whether the CPU has it.
+ *
+ * demucs_attention_pack_keys: the head's keys k[j * ldk + t] (j < nk, t < d) as panels of 32 keys,
+ * into demucs_attention_panel_floats(nk, d) floats; done once per head.
+ * demucs_attention_block: for the `rows` queries q[r * ldq + t],
+ *   out[r * ldo + c] = sum_j softmax_j(scale * q[r] . k[j]) v[j * ldv + c]  (c < d),
+ * with the softmax's exponentials unnormalised and the output divided by their sum, as the engine's
+ * Swift path does; `scratch` holds demucs_attention_scratch_floats(rows, nk, d) floats. */
+int demucs_attention_available(void);
+long demucs_attention_panel_floats(long nk, long d);
+long demucs_attention_scratch_floats(long rows, long nk, long d);
+void demucs_attention_pack_keys(const float *k, long ldk, long nk, long d, float *panels);
+void demucs_attention_block(const float *q, long ldq, long rows, const float *panels, long nk, long d,
+                            float scale, const float *v, long ldv, float *scratch, float *out, long ldo);
+
 /* glibc malloc tuning for the activation buffers (see LargeBuffer.retainFreedBlocks): keep freed
  * large blocks in the heap for reuse instead of unmapping them; and give the heap's free blocks
  * back to the kernel. No-ops where the C library is not glibc. */

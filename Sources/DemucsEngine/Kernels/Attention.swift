@@ -27,13 +27,79 @@ enum Attention {
     /// Scaled dot-product attention per head: `softmax(q kᵀ / √d) v`, for `q: [nq, dim]`,
     /// `k, v: [nk, dim]` with `heads` heads of `dim / heads` columns each.
     ///
+    /// On CPUs with AVX-512 and head sizes that are a multiple of 16 (htdemucs: 64) the tiled C
+    /// kernel does it (`multiHeadTiled`); elsewhere the BLAS (`multiHeadBLAS`).
+    static func multiHead(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> Tensor {
+        let d = q.shape[1] / heads
+        if tiledKernelAvailable && d % 16 == 0 {
+            return multiHeadTiled(q: q, k: k, v: v, heads: heads)
+        }
+        return multiHeadBLAS(q: q, k: k, v: v, heads: heads)
+    }
+
+    static let tiledKernelAvailable = demucs_attention_available() != 0
+
+    /// `multiHead` through `demucs_attention_block` (`CDemucsKernels/attention.c`): each head's
+    /// keys are packed once, then (head, `queryBlock` query rows) tasks are shared out over the
+    /// threads as in `multiHeadBLAS`, with the scores of a block in a per-thread buffer. Requires
+    /// `tiledKernelAvailable` and a head size that is a multiple of 16.
+    static func multiHeadTiled(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> Tensor {
+        Profile.measure(.attention) {
+            let dim = q.shape[1]
+            let nq = q.shape[0], nk = k.shape[0]
+            let d = dim / heads
+            precondition(tiledKernelAvailable && d % 16 == 0)
+            let scale = 1 / Float(d).squareRoot()
+            var out = Tensor(uninitialized: [nq, dim])  // every task writes its rows of its head's columns
+            let queryBlock = Self.queryBlock
+            let blocks = (nq + queryBlock - 1) / queryBlock
+            let panelFloats = demucs_attention_panel_floats(nk, d)
+            var panels = LargeBuffer.uninitialized(heads * panelFloats)
+            k.data.withUnsafeBufferPointer { ks in
+                panels.withUnsafeMutableBufferPointer { ps in
+                    let kBase = ks.baseAddress!, pBase = ps.baseAddress!
+                    Parallel.forEach(heads) { hs in
+                        for h in hs { demucs_attention_pack_keys(kBase + h * d, dim, nk, d, pBase + h * panelFloats) }
+                    }
+                }
+            }
+            q.data.withUnsafeBufferPointer { qs in
+                v.data.withUnsafeBufferPointer { vs in
+                    panels.withUnsafeBufferPointer { ps in
+                        out.data.withUnsafeMutableBufferPointer { os in
+                            let qBase = qs.baseAddress!, vBase = vs.baseAddress!, pBase = ps.baseAddress!
+                            let oBase = os.baseAddress!
+                            Parallel.forEach(heads * blocks) { tasks in
+                                var scratch = LargeBuffer.uninitialized(
+                                    demucs_attention_scratch_floats(min(queryBlock, nq), nk, d))
+                                scratch.withUnsafeMutableBufferPointer { sp in
+                                    for task in tasks {
+                                        let h = task / blocks, row0 = (task % blocks) * queryBlock
+                                        let rows = min(queryBlock, nq - row0)
+                                        demucs_attention_block(qBase + row0 * dim + h * d, dim, rows,
+                                                               pBase + h * panelFloats, nk, d, scale,
+                                                               vBase + h * d, dim, sp.baseAddress!,
+                                                               oBase + row0 * dim + h * d, dim)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return out
+        }
+    }
+
+    /// `multiHead` through the BLAS, for any CPU and head size.
+    ///
     /// The work is cut into (head, block of `queryBlock` query rows) tasks, shared out over the
     /// engine's threads. A block's scores (`queryBlock × nk`, under 1 MB for htdemucs's 2,688
     /// keys) stay in the core's cache from the product through the softmax to the product with
     /// `v`, instead of a `nq × nk` matrix (29 MB) going through memory three times per head.
     /// Each output element is computed exactly as with the whole matrix: same products, same
     /// summation order.
-    static func multiHead(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> Tensor {
+    static func multiHeadBLAS(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> Tensor {
         Profile.measure(.attention) {
             let dim = q.shape[1]
             let nq = q.shape[0], nk = k.shape[0]
