@@ -13,7 +13,14 @@ enum Attention {
                 weight.data.withUnsafeBufferPointer { ws in
                     y.data.withUnsafeMutableBufferPointer { ys in
                         if let bias {
-                            for r in 0..<n { for c in 0..<outDim { ys[r * outDim + c] = bias.data[c] } }
+                            // Fresh rows (megabytes): filled on every core, not page by page on one.
+                            let yBase = ys.baseAddress!
+                            bias.data.withUnsafeBufferPointer { bs in
+                                let bBase = bs.baseAddress!
+                                Parallel.forEach(n, grain: max(1, 16384 / max(outDim, 1))) { rows in
+                                    for r in rows { (yBase + r * outDim).update(from: bBase, count: outDim) }
+                                }
+                            }
                         }
                         GEMM.multiply(transB: true, m: n, n: outDim, k: inDim, a: xs.baseAddress!,
                                       b: ws.baseAddress!, beta: bias == nil ? 0 : 1, c: ys.baseAddress!)

@@ -209,18 +209,24 @@ enum PositionalEmbedding {
         let half = dim / 2
         var out = LargeBuffer.zeros(width * height * dim)
         let factor = Float(-(log(maxPeriod) / Double(half)))
+        var rowSin = [Float](repeating: 0, count: height), rowCos = rowSin
         for j in stride(from: 0, to: half, by: 2) {
             let div = Float(exp(Double(Float(j) * factor)))
+            // The height half depends on (h, j) only: once per row, not once per frame.
+            for h in 0..<height {
+                let ph = Float(h) * div
+                rowSin[h] = Float(sin(Double(ph)))
+                rowCos[h] = Float(cos(Double(ph)))
+            }
             for t in 0..<width {
                 let pw = Float(t) * div
                 let sw = Float(sin(Double(pw))), cw = Float(cos(Double(pw)))
                 for h in 0..<height {
-                    let ph = Float(h) * div
                     let base = (t * height + h) * dim
                     out[base + j] = sw
                     out[base + j + 1] = cw
-                    out[base + half + j] = Float(sin(Double(ph)))
-                    out[base + half + j + 1] = Float(cos(Double(ph)))
+                    out[base + half + j] = rowSin[h]
+                    out[base + half + j + 1] = rowCos[h]
                 }
             }
         }
