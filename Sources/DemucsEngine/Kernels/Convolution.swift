@@ -227,9 +227,19 @@ enum Convolution {
 
     /// A 2-D convolution with stride 1 on a `[cin, height, width]` tensor (the decoder's
     /// "rewrite" convolution with context in the spectrogram branch is a 3×3 one).
+    /// 3×3 kernels with padding 1 go through Winograd's F(2×2, 3×3) (`conv2dWinograd`), others
+    /// through im2col (`conv2dIm2col`).
     /// - Parameters:
     ///   - weight: `[cout, cin, kh, kw]`.
     static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: (Int, Int), glu: Bool = false) -> Tensor {
+        if weight.shape[2] == 3 && weight.shape[3] == 3 && padding == (1, 1) {
+            return conv2dWinograd(x, weight: weight, bias: bias, glu: glu)
+        }
+        return conv2dIm2col(x, weight: weight, bias: bias, padding: padding, glu: glu)
+    }
+
+    /// `conv2d` as one matrix multiply over unfolded input columns, block by block of rows.
+    static func conv2dIm2col(_ x: Tensor, weight: Tensor, bias: Tensor?, padding: (Int, Int), glu: Bool = false) -> Tensor {
         Profile.measure(.convolution) {
             let cout = weight.shape[0], cin = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
             let height = x.shape[x.rank - 2], width = x.shape[x.rank - 1]
