@@ -13,9 +13,9 @@
  * Their entries are 0, +-1 and +-1/2, so the transforms add no rounding beyond a few additions. */
 #include "demucs_kernels.h"
 
-void demucs_winograd_weights(const float *w, long cout, long cin, float *u) {
+void demucs_winograd_weights(const float *w, long cout, long cin, long co0, long co1, float *u) {
     long plane = cout * cin;
-    for (long co = 0; co < cout; co++) {
+    for (long co = co0; co < co1; co++) {
         for (long ci = 0; ci < cin; ci++) {
             const float *g = w + (co * cin + ci) * 9;
             float t[4][3];

@@ -66,12 +66,12 @@ void demucs_attention_block(const float *q, long ldq, long rows, const float *pa
 /* Winograd F(2x2, 3x3) transforms for 3x3 convolutions with stride 1 and padding 1 (winograd.c).
  * Tiles are the 2x2 output blocks, ceil(height/2) x ceil(width/2) of them, numbered row by row.
  *
- * demucs_winograd_weights: w [cout][cin][3][3] -> u [16][cout][cin].
+ * demucs_winograd_weights: w [cout][cin][3][3] -> u [16][cout][cin], output channels co0..co1.
  * demucs_winograd_input: for channels ci0..ci1 of x [cin][height][width] and the tile rows
  *   tileRow0 .. tileRow0 + tileRows, v [16][cin][tiles] with tiles = tileRows * ceil(width/2).
  * demucs_winograd_output: m [16][cout][tiles] (the 16 products u[xi] . v[xi]) -> output channels
  *   c0..c1, y[co * channelStride + row * width + col], rows 0 .. outRows of the block. */
-void demucs_winograd_weights(const float *w, long cout, long cin, float *u);
+void demucs_winograd_weights(const float *w, long cout, long cin, long co0, long co1, float *u);
 void demucs_winograd_input(const float *x, long height, long width, long tileRow0, long tileRows,
                            long ci0, long ci1, long cin, float *v);
 void demucs_winograd_output(const float *m, long cout, long tileRows, long width, long outRows,

@@ -55,26 +55,36 @@ public struct Tensor: Sendable, Equatable {
         var srcStrides = [Int](repeating: 1, count: rank)
         for i in stride(from: rank - 2, through: 0, by: -1) { srcStrides[i] = srcStrides[i + 1] * shape[i + 1] }
         let strides = perm.map { srcStrides[$0] }
-        var out = LargeBuffer.zeros(count)
+        var out = LargeBuffer.uninitialized(count)  // every element is written
         // Walk the output in order; the innermost dimension is copied with its source stride.
+        // Ranges of output rows go to the threads, each starting from its own first index.
         let inner = newShape.last ?? 1
         let innerStride = strides.last ?? 1
         let outer = count / max(inner, 1)
-        var index = [Int](repeating: 0, count: max(rank - 1, 0))
+        let outerShape = Array(newShape.dropLast()), outerStrides = Array(strides.dropLast())
         data.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                var o = 0
-                for _ in 0..<outer {
-                    var base = 0
-                    for d in 0..<index.count { base += index[d] * strides[d] }
-                    for i in 0..<inner { dst[o + i] = src[base + i * innerStride] }
-                    o += inner
-                    var d = index.count - 1
-                    while d >= 0 {
-                        index[d] += 1
-                        if index[d] < newShape[d] { break }
-                        index[d] = 0
-                        d -= 1
+                let s = src.baseAddress!, d = dst.baseAddress!
+                Parallel.forEach(outer, grain: max(1, 16384 / max(inner, 1))) { rows in
+                    var index = [Int](repeating: 0, count: outerShape.count)
+                    var rest = rows.lowerBound
+                    for axis in stride(from: outerShape.count - 1, through: 0, by: -1) {
+                        index[axis] = rest % outerShape[axis]
+                        rest /= outerShape[axis]
+                    }
+                    var o = rows.lowerBound * inner
+                    for _ in rows {
+                        var base = 0
+                        for axis in 0..<index.count { base += index[axis] * outerStrides[axis] }
+                        for i in 0..<inner { d[o + i] = s[base + i * innerStride] }
+                        o += inner
+                        var axis = index.count - 1
+                        while axis >= 0 {
+                            index[axis] += 1
+                            if index[axis] < outerShape[axis] { break }
+                            index[axis] = 0
+                            axis -= 1
+                        }
                     }
                 }
             }

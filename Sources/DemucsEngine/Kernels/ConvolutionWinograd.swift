@@ -26,7 +26,10 @@ extension Convolution {
             var temp = glu ? LargeBuffer.uninitialized(cout * 2 * blockRows * width) : []
             weight.data.withUnsafeBufferPointer { ws in
                 u.withUnsafeMutableBufferPointer { us in
-                    demucs_winograd_weights(ws.baseAddress!, cout, cin, us.baseAddress!)
+                    let wBase = ws.baseAddress!, uBase = us.baseAddress!
+                    Parallel.forEach(cout, grain: max(1, 4096 / max(cin, 1))) { cs in
+                        demucs_winograd_weights(wBase, cout, cin, cs.lowerBound, cs.upperBound, uBase)
+                    }
                 }
             }
             x.data.withUnsafeBufferPointer { xs in

@@ -19,9 +19,10 @@ enum FusedDConv {
         x.data.withUnsafeMutableBufferPointer { xs in
             let base = xs.baseAddress!
             forEachItem(batch: batch, channels: channels, statisticsChannels: channels, length: length,
-                        statistics: { b, scale, shift in
+                        statistics: { b, parallel, scale, shift in
                             Normalization.itemAffine(base, channels: channels, batch: batch, item: b, length: length,
-                                       weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift)
+                                       weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift,
+                                       parallel: parallel)
                         },
                         apply: { b, channelRange, scale, shift in
                             for c in channelRange {
@@ -43,9 +44,10 @@ enum FusedDConv {
             x.data.withUnsafeMutableBufferPointer { xs in
                 let yBase = UnsafeMutablePointer(mutating: ys.baseAddress!), xBase = xs.baseAddress!
                 forEachItem(batch: batch, channels: half, statisticsChannels: channels2, length: length,
-                            statistics: { b, scale, shift in
+                            statistics: { b, parallel, scale, shift in
                                 Normalization.itemAffine(yBase, channels: channels2, batch: batch, item: b, length: length,
-                                           weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift)
+                                           weight: weight, bias: bias, eps: eps, scale: &scale, shift: &shift,
+                                           parallel: parallel)
                             },
                             apply: { b, channelRange, scale, shift in
                                 gluAddItem(yBase, yBatch: batch, yItem: b, into: xBase, xBatch: batch, xItem: b,
@@ -124,16 +126,16 @@ enum FusedDConv {
     /// Runs the per-item work on the cores `Parallel` allows: with at least as many items as
     /// threads (the spectrogram branch's frequency rows) each thread takes whole items; otherwise
     /// (the waveform branch's one item) each item's statistics come first and its channels are
-    /// shared out. `statistics(b, &scale, &shift)` folds item `b`'s norm into per-channel scale
-    /// and shift; `apply(b, channels, scale, shift)` does the elementwise pass.
+    /// shared out. `statistics(b, parallel, &scale, &shift)` folds item `b`'s norm into per-channel
+    /// scale and shift (sharing its channels out over the threads when `parallel`); `apply(b, channels, scale, shift)` does the elementwise pass.
     private static func forEachItem(batch: Int, channels: Int, statisticsChannels: Int, length: Int,
-                                    statistics: (Int, inout [Float], inout [Float]) -> Void,
+                                    statistics: (Int, Bool, inout [Float], inout [Float]) -> Void,
                                     apply: (Int, Range<Int>, [Float], [Float]) -> Void) {
         if batch > 1 && batch >= Parallel.width {
             Parallel.forEach(batch) { items in
                 var scale = [Float](repeating: 0, count: statisticsChannels), shift = scale
                 for b in items {
-                    Profile.measure(.normalization) { statistics(b, &scale, &shift) }
+                    Profile.measure(.normalization) { statistics(b, false, &scale, &shift) }
                     Profile.measure(.activation) { apply(b, 0..<channels, scale, shift) }
                 }
             }
@@ -141,7 +143,7 @@ enum FusedDConv {
         }
         var scale = [Float](repeating: 0, count: statisticsChannels), shift = scale
         for b in 0..<batch {
-            Profile.measure(.normalization) { statistics(b, &scale, &shift) }
+            Profile.measure(.normalization) { statistics(b, true, &scale, &shift) }
             let s = scale, t = shift
             Profile.measure(.activation) {
                 Parallel.forEach(channels, grain: max(1, 32768 / max(length, 1))) { range in

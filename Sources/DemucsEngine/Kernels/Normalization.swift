@@ -55,16 +55,40 @@ enum Normalization {
     /// GroupNorm(1) of item `b` of `[channels, batch, length]`: its mean and variance over all
     /// its channels (in Double, two passes), folded with the affine weights into a per-channel
     /// `scale` and `shift` (`y = x · scale + shift`).
+    ///
+    /// Each channel's sums are taken on their own and then added in channel order, so that with
+    /// `parallel` (one large item, the waveform branch) the channels can be shared out over the
+    /// threads and the result is still the same bits on any number of them.
     static func itemAffine(_ p: UnsafeMutablePointer<Float>, channels: Int, batch: Int, item b: Int, length: Int,
                            weight: Tensor, bias: Tensor, eps: Float,
-                           scale: inout [Float], shift: inout [Float]) {
+                           scale: inout [Float], shift: inout [Float], parallel: Bool = false) {
         let n = Double(channels * length)
-        var sum = DoubleSums()
-        for c in 0..<channels { sum.add(p + (c * batch + b) * length, count: length) }
-        let mean = sum.total / n
-        var sq = DoubleSums()
-        for c in 0..<channels { sq.addSquaredDeviations(p + (c * batch + b) * length, count: length, from: mean) }
-        let inv = 1 / (sq.total / n + Double(eps)).squareRoot()
+        var totals = [Double](repeating: 0, count: channels)
+        func perChannel(_ body: @escaping (UnsafePointer<Float>) -> Double) -> Double {
+            totals.withUnsafeMutableBufferPointer { ts in
+                let t = ts.baseAddress!
+                let run = { (cs: Range<Int>) in
+                    for c in cs { t[c] = body(p + (c * batch + b) * length) }
+                }
+                if parallel {
+                    Parallel.forEach(channels, grain: max(1, 32768 / max(length, 1)), run)
+                } else {
+                    run(0..<channels)
+                }
+            }
+            return totals.reduce(0, +)
+        }
+        let mean = perChannel { row in
+            var sum = DoubleSums()
+            sum.add(row, count: length)
+            return sum.total
+        } / n
+        let squares = perChannel { row in
+            var sq = DoubleSums()
+            sq.addSquaredDeviations(row, count: length, from: mean)
+            return sq.total
+        }
+        let inv = 1 / (squares / n + Double(eps)).squareRoot()
         for c in 0..<channels {
             let w = Double(weight.data[c])
             scale[c] = Float(w * inv)

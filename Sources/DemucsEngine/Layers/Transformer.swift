@@ -76,15 +76,20 @@ struct TransformerLayer: Sendable {
 
     /// `x += scale ⊙ y` with a per-channel scale (LayerScale), or a plain sum without one.
     private func addScaled(_ x: inout Tensor, _ y: Tensor, _ scale: Tensor?) {
-        let dim = x.shape[1]
+        let dim = x.shape[1], rows = x.count / dim
+        let scale = scale?.data
         x.data.withUnsafeMutableBufferPointer { xs in
             y.data.withUnsafeBufferPointer { ys in
-                if let scale {
-                    scale.data.withUnsafeBufferPointer { ss in
-                        for i in 0..<xs.count { xs[i] += ss[i % dim] * ys[i] }
+                let xBase = xs.baseAddress!, yBase = ys.baseAddress!
+                Parallel.forEach(rows, grain: max(1, 16384 / max(dim, 1))) { range in
+                    for r in range {
+                        let xr = xBase + r * dim, yr = yBase + r * dim
+                        if let scale {
+                            for c in 0..<dim { xr[c] += scale[c] * yr[c] }
+                        } else {
+                            for c in 0..<dim { xr[c] += yr[c] }
+                        }
                     }
-                } else {
-                    for i in 0..<xs.count { xs[i] += ys[i] }
                 }
             }
         }
@@ -190,14 +195,19 @@ enum PositionalEmbedding {
     /// `create_sin_embedding`: `[length, dim]`, cosines in the first half, sines in the second.
     static func sin1D(length: Int, dim: Int, shift: Int = 0, maxPeriod: Double) -> [Float] {
         let half = dim / 2
-        var out = LargeBuffer.zeros(length * dim)
-        for a in 0..<half {
-            let exponent = Float(a) / Float(half - 1)
-            let denom = powf(Float(maxPeriod), exponent)
-            for p in 0..<length {
-                let phase = Float(p + shift) / denom
-                out[p * dim + a] = Float(cos(Double(phase)))
-                out[p * dim + half + a] = Float(sin(Double(phase)))
+        var out = LargeBuffer.uninitialized(length * dim)  // every element is written
+        out.withUnsafeMutableBufferPointer { os in
+            let o = os.baseAddress!
+            Parallel.forEach(half) { columns in
+                for a in columns {
+                    let exponent = Float(a) / Float(half - 1)
+                    let denom = powf(Float(maxPeriod), exponent)
+                    for p in 0..<length {
+                        let phase = Float(p + shift) / denom
+                        o[p * dim + a] = Float(cos(Double(phase)))
+                        o[p * dim + half + a] = Float(sin(Double(phase)))
+                    }
+                }
             }
         }
         return out
@@ -209,24 +219,31 @@ enum PositionalEmbedding {
         let half = dim / 2
         var out = LargeBuffer.zeros(width * height * dim)
         let factor = Float(-(log(maxPeriod) / Double(half)))
-        var rowSin = [Float](repeating: 0, count: height), rowCos = rowSin
-        for j in stride(from: 0, to: half, by: 2) {
-            let div = Float(exp(Double(Float(j) * factor)))
-            // The height half depends on (h, j) only: once per row, not once per frame.
-            for h in 0..<height {
-                let ph = Float(h) * div
-                rowSin[h] = Float(sin(Double(ph)))
-                rowCos[h] = Float(cos(Double(ph)))
-            }
-            for t in 0..<width {
-                let pw = Float(t) * div
-                let sw = Float(sin(Double(pw))), cw = Float(cos(Double(pw)))
-                for h in 0..<height {
-                    let base = (t * height + h) * dim
-                    out[base + j] = sw
-                    out[base + j + 1] = cw
-                    out[base + half + j] = rowSin[h]
-                    out[base + half + j + 1] = rowCos[h]
+        out.withUnsafeMutableBufferPointer { os in
+            let o = os.baseAddress!
+            // Channel pairs (j, j + 1) are independent: shared out over the threads.
+            Parallel.forEach((half + 1) / 2) { pairs in
+                var rowSin = [Float](repeating: 0, count: height), rowCos = rowSin
+                for pair in pairs {
+                    let j = 2 * pair
+                    let div = Float(exp(Double(Float(j) * factor)))
+                    // The height half depends on (h, j) only: once per row, not once per frame.
+                    for h in 0..<height {
+                        let ph = Float(h) * div
+                        rowSin[h] = Float(sin(Double(ph)))
+                        rowCos[h] = Float(cos(Double(ph)))
+                    }
+                    for t in 0..<width {
+                        let pw = Float(t) * div
+                        let sw = Float(sin(Double(pw))), cw = Float(cos(Double(pw)))
+                        for h in 0..<height {
+                            let base = (t * height + h) * dim
+                            o[base + j] = sw
+                            o[base + j + 1] = cw
+                            o[base + half + j] = rowSin[h]
+                            o[base + half + j + 1] = rowCos[h]
+                        }
+                    }
                 }
             }
         }
