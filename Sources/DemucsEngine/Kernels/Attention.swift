@@ -35,10 +35,11 @@ enum Attention {
     /// `k, v: [nk, dim]` with `heads` heads of `dim / heads` columns each.
     ///
     /// On CPUs with AVX-512 and head sizes that are a multiple of 16 (htdemucs: 64) the tiled C
-    /// kernel does it (`multiHeadTiled`); elsewhere the BLAS (`multiHeadBLAS`).
+    /// kernel does it in float32 (`multiHeadTiled`); elsewhere, and in `--precision bf16` (whose
+    /// bf16 products are cheaper still), `multiHeadBLAS` through `GEMM`.
     static func multiHead(q: Tensor, k: Tensor, v: Tensor, heads: Int) -> Tensor {
         let d = q.shape[1] / heads
-        if tiledKernelAvailable && d % 16 == 0 {
+        if tiledKernelAvailable && d % 16 == 0 && GEMM.precision != .bf16 {
             return multiHeadTiled(q: q, k: k, v: v, heads: heads)
         }
         return multiHeadBLAS(q: q, k: k, v: v, heads: heads)
