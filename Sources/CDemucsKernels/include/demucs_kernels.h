@@ -77,6 +77,22 @@ void demucs_winograd_input(const float *x, long height, long width, long tileRow
 void demucs_winograd_output(const float *m, long cout, long tileRows, long width, long outRows,
                             long c0, long c1, float *y, long channelStride);
 
+/* Direct 1-D convolution for few output or input channels (narrow_conv.c, AVX-512; see
+ * demucs_narrow_conv_available). One signal row: input channel ci is x[ci * ldx + 0 .. length),
+ * output channel co is out[co * ldo + 0 .. length) (same length: padding = dilation * (kernel - 1) / 2
+ * for odd kernels), zero outside the row:
+ *   out[co][t] = bias[co] + sum_ci sum_k w[co][ci][k] * x[ci][t + k * dilation - padding]
+ * for t in t0 .. t1, where t0 is a multiple of 32 and t1 is one or `length` (so that callers
+ * splitting a row never write each other's samples); bias may be NULL. The weights are first
+ * packed by demucs_narrow_conv_pack into demucs_narrow_conv_packed_floats(cout, cin, kernel)
+ * floats; kernel at most 8. */
+int demucs_narrow_conv_available(void);
+long demucs_narrow_conv_packed_floats(long cout, long cin, long kernel);
+void demucs_narrow_conv_pack(const float *w, long cout, long cin, long kernel, float *packed);
+void demucs_narrow_conv(const float *x, long ldx, long cin, long length, const float *packed, long cout,
+                        long kernel, long dilation, long padding, const float *bias, long t0, long t1,
+                        float *out, long ldo);
+
 /* glibc malloc tuning for the activation buffers (see LargeBuffer.retainFreedBlocks): keep freed
  * large blocks in the heap for reuse instead of unmapping them; and give the heap's free blocks
  * back to the kernel. No-ops where the C library is not glibc. */

@@ -105,6 +105,17 @@ enum Convolution {
     static func convRows(
         _ x: Tensor, batch: Int, weight: Tensor, bias: Tensor?, padding: Int = 0, dilation: Int = 1
     ) -> Tensor {
+        if usesNarrowKernel(cout: weight.shape[0], cin: weight.shape[1], kernel: weight.shape[2],
+                            padding: padding, dilation: dilation) {
+            return convRowsNarrow(x, batch: batch, weight: weight, bias: bias, padding: padding, dilation: dilation)
+        }
+        return convRowsGEMM(x, batch: batch, weight: weight, bias: bias, padding: padding, dilation: dilation)
+    }
+
+    /// `convRows` as matrix products: im2col over blocks of batch rows, then one GEMM per block.
+    static func convRowsGEMM(
+        _ x: Tensor, batch: Int, weight: Tensor, bias: Tensor?, padding: Int = 0, dilation: Int = 1
+    ) -> Tensor {
         Profile.measure(.convolution) {
             let cout = weight.shape[0], cin = weight.shape[1], kernel = weight.shape[2]
             let length = x.count / (cin * batch)
