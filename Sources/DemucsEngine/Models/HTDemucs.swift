@@ -168,8 +168,8 @@ public struct HTDemucs: SeparationModel {
         }
         try unet.decode(&x, &xt, skips: &skips, model: "HTDemucs", trace: trace)
         let sources = config.sources.count
-        let zout = HybridCore.spectrogram(x, channels: sources * channels, freqs: freqs, frames: frames, stats: stats)
-        let spec = spectrogram.ispec(zout, length: length)
+        let spec = spectrogram.ispec(complexChannels: consume x, channels: sources * channels, freqs: freqs,
+                                     frames: frames, stats: stats, length: length)
         return HybridCore.sum(waveform: xt, stats: statsT, spec: spec, sources: sources, channels: channels,
                               length: length, keep: lengthPrePad ?? length)
     }

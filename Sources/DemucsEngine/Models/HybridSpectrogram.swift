@@ -48,11 +48,51 @@ struct HybridSpectrogram: Sendable {
                 full.im.replaceSubrange(dst..<(dst + z.frames), with: z.im[src..<(src + z.frames)])
             }
         }
+        return inverse(full, length: length)
+    }
+
+    /// `ispec` of the decoder's output `x` — `[2·channels, nfft/2, frames]`, complex as channels
+    /// and normalised by `stats` — de-normalised straight into the padded spectrogram the inverse
+    /// STFT takes. `x` is released before the transform, so the model's two largest tensors of
+    /// the segment's end (44 MB each for htdemucs) are never alive at the same time, and no
+    /// intermediate unpadded spectrogram is made. Same values as `HybridCore.spectrogram` + `ispec`.
+    func ispec(complexChannels x: consuming Tensor, channels: Int, freqs fq: Int, frames: Int,
+               stats: HybridStats, length: Int) -> [Float] {
+        precondition(x.count == 2 * channels * fq * frames)
+        let freqs = fq + 1, padded = frames + 4
+        var full = Spectrogram(channels: channels, freqs: freqs, frames: padded)
+        let mean = stats.mean, std = stats.std
+        x.data.withUnsafeBufferPointer { xs in
+            full.re.withUnsafeMutableBufferPointer { re in
+                full.im.withUnsafeMutableBufferPointer { im in
+                    let xBase = xs.baseAddress!, reBase = re.baseAddress!, imBase = im.baseAddress!
+                    Parallel.forEach(channels * fq, grain: 16) { rows in
+                        for row in rows {
+                            let c = row / fq, f = row % fq
+                            let real = xBase + ((2 * c) * fq + f) * frames
+                            let imag = xBase + ((2 * c + 1) * fq + f) * frames
+                            let dst = (c * freqs + f) * padded + 2
+                            for t in 0..<frames {
+                                reBase[dst + t] = real[t] * std + mean
+                                imBase[dst + t] = imag[t] * std + mean
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        _ = consume x
+        return inverse(full, length: length)
+    }
+
+    /// The inverse STFT of a padded spectrogram (`nfft/2 + 1` bins, two extra frames each side),
+    /// cropped to `[channels, length]`.
+    private func inverse(_ full: Spectrogram, length: Int) -> [Float] {
         let pad = hop / 2 * 3
         let le = hop * ((length + hop - 1) / hop) + 2 * pad
         let signal = stft.inverse(full, length: le)
-        var out = LargeBuffer.zeros(z.channels * length)
-        for c in 0..<z.channels {
+        var out = LargeBuffer.zeros(full.channels * length)
+        for c in 0..<full.channels {
             out.replaceSubrange((c * length)..<((c + 1) * length),
                                 with: signal[(c * le + pad)..<(c * le + pad + length)])
         }
