@@ -325,7 +325,12 @@ struct HDecLayer: Sendable {
         var x: Tensor
         if !empty, var sum = skip {
             input.data.withUnsafeBufferPointer { xs in
-                sum.data.withUnsafeMutableBufferPointer { ss in for i in 0..<ss.count { ss[i] += xs[i] } }
+                sum.data.withUnsafeMutableBufferPointer { ss in
+                    let xBase = xs.baseAddress!, sBase = ss.baseAddress!
+                    Parallel.forEach(ss.count, grain: 1 << 16) { range in
+                        for i in range { sBase[i] += xBase[i] }
+                    }
+                }
             }
             x = Tensor(shape: input.shape, data: sum.data)
             _ = consume input
