@@ -122,28 +122,36 @@ enum Normalization {
         }
     }
 
-    /// LayerNorm over the last dimension of a `[rows, dim]` tensor.
-    static func layerNorm(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-5) {
+    /// LayerNorm over the last dimension of a `[rows, dim]` tensor, into a new tensor (`x` is still
+    /// needed by the residual connection): rows are read and written in the same parallel pass; a
+    /// copy followed by an in-place norm was a serial pass over the tokens.
+    static func layerNormed(_ x: Tensor, weight: Tensor, bias: Tensor, eps: Float = 1e-5) -> Tensor {
         Profile.measure(.normalization) {
             let dim = x.shape[x.rank - 1]
             let rows = x.count / dim
-            x.data.withUnsafeMutableBufferPointer { xs in
-                weight.data.withUnsafeBufferPointer { ws in
-                    bias.data.withUnsafeBufferPointer { bs in
-                        Parallel.forEach(rows, grain: max(1, 16384 / max(dim, 1))) { range in
-                        for r in range {
-                            let p = xs.baseAddress! + r * dim
-                            let (mean, sq) = moments(p, count: dim)
-                            let inv = Float(1 / (sq / Double(dim) + Double(eps)).squareRoot())
-                            let m = Float(mean)
-                            for i in 0..<dim { p[i] = (p[i] - m) * inv * ws[i] + bs[i] }
-                        }
+            var out = Tensor(uninitialized: x.shape)  // every row is written
+            x.data.withUnsafeBufferPointer { xs in
+                out.data.withUnsafeMutableBufferPointer { os in
+                    weight.data.withUnsafeBufferPointer { ws in
+                        bias.data.withUnsafeBufferPointer { bs in
+                            let xBase = xs.baseAddress!, oBase = os.baseAddress!
+                            Parallel.forEach(rows, grain: max(1, 16384 / max(dim, 1))) { range in
+                                for r in range {
+                                    let p = xBase + r * dim, q = oBase + r * dim
+                                    let (mean, sq) = moments(p, count: dim)
+                                    let inv = Float(1 / (sq / Double(dim) + Double(eps)).squareRoot())
+                                    let m = Float(mean)
+                                    for i in 0..<dim { q[i] = (p[i] - m) * inv * ws[i] + bs[i] }
+                                }
+                            }
                         }
                     }
                 }
             }
+            return out
         }
     }
+
 
     /// Mean and unbiased standard deviation of all elements (`torch.std`'s default).
     static func meanStd(_ p: UnsafeBufferPointer<Float>) -> (mean: Float, std: Float) {

@@ -99,9 +99,7 @@ struct LayerNorm: Sendable {
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = x
-        Normalization.layerNorm(&y, weight: weight, bias: bias)
-        return y
+        Normalization.layerNormed(x, weight: weight, bias: bias)
     }
 }
 
