@@ -16,12 +16,17 @@ enum LargeBuffer {
     static let threshold = 4 << 20
     static let hugePage = 2 << 20
 
-    /// A zero-filled array of `count` floats.
+    /// A zero-filled array of `count` floats. Large ones are filled on all of `Parallel`'s
+    /// threads: the first touch of fresh pages (the kernel's fault and zeroing) is most of the
+    /// cost, and on one core it left the others waiting.
     static func zeros(_ count: Int) -> [Float] {
         guard count * MemoryLayout<Float>.size >= threshold else { return [Float](repeating: 0, count: count) }
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            advise(UnsafeMutableRawPointer(buffer.baseAddress!), bytes: count * MemoryLayout<Float>.size)
-            buffer.baseAddress!.initialize(repeating: 0, count: count)
+            let base = buffer.baseAddress!
+            advise(UnsafeMutableRawPointer(base), bytes: count * MemoryLayout<Float>.size)
+            Parallel.forEach(count, grain: 1 << 18) { range in
+                (base + range.lowerBound).initialize(repeating: 0, count: range.count)
+            }
             initialized = count
         }
     }

@@ -325,10 +325,11 @@ enum Convolution {
         let channels = bias.count
         x.data.withUnsafeMutableBufferPointer { xs in
             bias.data.withUnsafeBufferPointer { bs in
-                for b in 0..<batch {
-                    for c in 0..<channels {
-                        let p = xs.baseAddress! + (b * channels + c) * plane
-                        let v = bs[c]
+                let xBase = xs.baseAddress!, bBase = bs.baseAddress!
+                Parallel.forEach(batch * channels, grain: max(1, 65536 / max(plane, 1))) { rows in
+                    for row in rows {
+                        let p = xBase + row * plane
+                        let v = bBase[row % channels]
                         for i in 0..<plane { p[i] += v }
                     }
                 }
