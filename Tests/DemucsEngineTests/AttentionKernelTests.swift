@@ -22,22 +22,14 @@ struct AttentionKernelTests {
         Case(nq: 71, nk: 700, heads: 4, d: 64),
     ]
 
-    static func tensor(_ shape: [Int], seed: UInt64, spread: Float) -> Tensor {
-        var rng = SplitMix64(seed: seed)
-        let count = shape.reduce(1, *)
-        return Tensor(shape: shape, data: (0..<count).map { _ in
-            spread * (Float(rng.next() % 2_000_001) / 1_000_000 - 1)
-        })
-    }
-
     @Test(arguments: cases)
     func tiledKernelMatchesTheBLASPath(_ c: Case) throws {
         guard Attention.tiledKernelAvailable else { return }
         let dim = c.heads * c.d
         // Spread 3 gives scores of a few units: peaked but not one-hot softmax rows.
-        let q = Self.tensor([c.nq, dim], seed: UInt64(c.nq * 3 + c.d), spread: 3)
-        let k = Self.tensor([c.nk, dim], seed: UInt64(c.nk * 5 + c.heads), spread: 3)
-        let v = Self.tensor([c.nk, dim], seed: UInt64(c.nk * 7 + 1), spread: 1)
+        let q = randomTensor([c.nq, dim], seed: UInt64(c.nq * 3 + c.d), spread: 3)
+        let k = randomTensor([c.nk, dim], seed: UInt64(c.nk * 5 + c.heads), spread: 3)
+        let v = randomTensor([c.nk, dim], seed: UInt64(c.nk * 7 + 1), spread: 1)
         let tiled = Attention.multiHeadTiled(q: q, k: k, v: v, heads: c.heads)
         let blas = Attention.multiHeadBLAS(q: q, k: k, v: v, heads: c.heads)
         #expect(tiled.shape == blas.shape)

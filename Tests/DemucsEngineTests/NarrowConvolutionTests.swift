@@ -26,18 +26,12 @@ import Testing
         Case(cin: 30, cout: 7, batch: 1, length: 100, kernel: 1, dilation: 1, bias: true),
     ]
 
-    static func tensor(_ shape: [Int], seed: UInt64) -> Tensor {
-        var rng = SplitMix64(seed: seed)
-        let count = shape.reduce(1, *)
-        return Tensor(shape: shape, data: (0..<count).map { _ in Float(rng.next() % 2_000_001) / 1_000_000 - 1 })
-    }
-
     @Test(arguments: cases)
     func matchesTheGEMMPath(_ c: Case) {
         guard Convolution.narrowKernelAvailable else { return }
-        let x = Self.tensor([c.cin, c.batch, c.length], seed: UInt64(c.cin * 13 + c.length))
-        let w = Self.tensor([c.cout, c.cin, c.kernel], seed: UInt64(c.cout * 7 + c.kernel))
-        let b = c.bias ? Self.tensor([c.cout], seed: 3) : nil
+        let x = randomTensor([c.cin, c.batch, c.length], seed: UInt64(c.cin * 13 + c.length))
+        let w = randomTensor([c.cout, c.cin, c.kernel], seed: UInt64(c.cout * 7 + c.kernel))
+        let b = c.bias ? randomTensor([c.cout], seed: 3) : nil
         let padding = c.dilation * (c.kernel - 1) / 2
         #expect(Convolution.usesNarrowKernel(cout: c.cout, cin: c.cin, kernel: c.kernel, padding: padding,
                                              dilation: c.dilation))

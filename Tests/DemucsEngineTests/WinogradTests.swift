@@ -23,17 +23,11 @@ import Testing
         Case(cin: 24, cout: 10, height: 17, width: 16, glu: false, bias: true, blockFloats: 1),
     ]
 
-    static func tensor(_ shape: [Int], seed: UInt64) -> Tensor {
-        var rng = SplitMix64(seed: seed)
-        let count = shape.reduce(1, *)
-        return Tensor(shape: shape, data: (0..<count).map { _ in Float(rng.next() % 2_000_001) / 1_000_000 - 1 })
-    }
-
     @Test(arguments: cases)
     func matchesTheIm2colConvolution(_ c: Case) {
-        let x = Self.tensor([c.cin, c.height, c.width], seed: UInt64(c.cin * 31 + c.height))
-        let w = Self.tensor([c.cout, c.cin, 3, 3], seed: UInt64(c.cout * 17 + c.width))
-        let b = c.bias ? Self.tensor([c.cout], seed: 5) : nil
+        let x = randomTensor([c.cin, c.height, c.width], seed: UInt64(c.cin * 31 + c.height))
+        let w = randomTensor([c.cout, c.cin, 3, 3], seed: UInt64(c.cout * 17 + c.width))
+        let b = c.bias ? randomTensor([c.cout], seed: 5) : nil
         let saved = Convolution.winogradBlockFloats
         Convolution.winogradBlockFloats = c.blockFloats
         defer { Convolution.winogradBlockFloats = saved }
