@@ -33,7 +33,7 @@ import Testing
         let w = randomTensor([c.cout, c.cin, c.kernel], seed: UInt64(c.cout * 7 + c.kernel))
         let b = c.bias ? randomTensor([c.cout], seed: 3) : nil
         let padding = c.dilation * (c.kernel - 1) / 2
-        #expect(Convolution.usesNarrowKernel(cout: c.cout, cin: c.cin, kernel: c.kernel, padding: padding,
+        #expect(Convolution.usesNarrowKernel(cout: c.cout, kernel: c.kernel, padding: padding,
                                              dilation: c.dilation))
         let saved = Parallel.width
         Parallel.width = 2

@@ -8,11 +8,7 @@ enum Activations {
         Profile.measure(.activation) {
             x.data.withUnsafeMutableBufferPointer { p in
                 let base = p.baseAddress!
-                let count = p.count
-                Parallel.forEach((count + 7) / 8, grain: 4096) { r in
-                    let lo = 8 * r.lowerBound, hi = min(count, 8 * r.upperBound)
-                    demucs_gelu(base + lo, hi - lo, 1, 0)
-                }
+                Parallel.forEach(p.count, grain: 32768) { r in demucs_gelu(base + r.lowerBound, r.count, 1, 0) }
             }
         }
     }
@@ -23,22 +19,15 @@ enum Activations {
         }
     }
 
-    /// Gated linear unit over the channel axis of a `[batch, 2C, plane]` tensor:
-    /// the first half times the sigmoid of the second half, giving `[batch, C, plane]`.
-    /// `dst[i] = sigmoid(gate[i]) · value[i]`: GLU's arithmetic, shared by `glu` and the
-    /// convolutions that apply it block by block (`Convolution.pointwiseGLU`, `conv2d(glu:)`),
-    /// so that both give the same bits.
-    @inline(__always)
-    static func gluSpan(value: UnsafePointer<Float>, gate: UnsafePointer<Float>,
-                        into dst: UnsafeMutablePointer<Float>, count: Int) {
-        demucs_glu(value, gate, dst, count, 1, 0, 1, 0)
-    }
-
     /// GLU over the channel axis of an unbatched `[2C, ...]` tensor: `[C, ...]`.
     static func gluChannels(_ x: Tensor) -> Tensor {
         glu(x.reshaped([1] + x.shape), batch: 1).reshaped([x.shape[0] / 2] + Array(x.shape.dropFirst()))
     }
 
+    /// Gated linear unit over the channel axis of a `[batch, 2C, plane]` tensor:
+    /// the first half times the sigmoid of the second half, giving `[batch, C, plane]`.
+    /// The arithmetic is `demucs_glu`'s, which the convolutions that apply GLU block by block
+    /// (`Convolution.biasAndGLU`) call too, so both give the same bits.
     static func glu(_ x: Tensor, batch: Int) -> Tensor {
         Profile.measure(.activation) {
             let channels2 = x.shape[1]
@@ -54,9 +43,9 @@ enum Activations {
                         let dst = os.baseAddress! + b * half * plane
                         let gate = src + half * plane
                         let n = half * plane
-                        Parallel.forEach((n + 7) / 8, grain: 4096) { r in
-                            let lo = 8 * r.lowerBound, m = min(n, 8 * r.upperBound) - lo
-                            gluSpan(value: src + lo, gate: gate + lo, into: dst + lo, count: m)
+                        Parallel.forEach(n, grain: 32768) { r in
+                            let lo = r.lowerBound
+                            demucs_glu(src + lo, gate + lo, dst + lo, r.count, 1, 0, 1, 0)
                         }
                     }
                 }

@@ -105,8 +105,7 @@ enum Convolution {
     static func convRows(
         _ x: Tensor, batch: Int, weight: Tensor, bias: Tensor?, padding: Int = 0, dilation: Int = 1
     ) -> Tensor {
-        if usesNarrowKernel(cout: weight.shape[0], cin: weight.shape[1], kernel: weight.shape[2],
-                            padding: padding, dilation: dilation) {
+        if usesNarrowKernel(cout: weight.shape[0], kernel: weight.shape[2], padding: padding, dilation: dilation) {
             return convRowsNarrow(x, batch: batch, weight: weight, bias: bias, padding: padding, dilation: dilation)
         }
         return convRowsGEMM(x, batch: batch, weight: weight, bias: bias, padding: padding, dilation: dilation)

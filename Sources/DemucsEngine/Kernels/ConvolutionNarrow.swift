@@ -15,7 +15,7 @@ extension Convolution {
     static let narrowChannels = 48
 
     /// Whether `convRows` with these shapes goes through the direct kernel.
-    static func usesNarrowKernel(cout: Int, cin: Int, kernel: Int, padding: Int, dilation: Int) -> Bool {
+    static func usesNarrowKernel(cout: Int, kernel: Int, padding: Int, dilation: Int) -> Bool {
         guard narrowKernelAvailable, kernel <= 8, kernel % 2 == 1, padding == dilation * (kernel - 1) / 2 else {
             return false
         }

@@ -127,7 +127,8 @@ enum FusedDConv {
     /// threads (the spectrogram branch's frequency rows) each thread takes whole items; otherwise
     /// (the waveform branch's one item) each item's statistics come first and its channels are
     /// shared out. `statistics(b, parallel, &scale, &shift)` folds item `b`'s norm into per-channel
-    /// scale and shift (sharing its channels out over the threads when `parallel`); `apply(b, channels, scale, shift)` does the elementwise pass.
+    /// scale and shift (sharing its channels out over the threads when `parallel`);
+    /// `apply(b, channels, scale, shift)` does the elementwise pass.
     private static func forEachItem(batch: Int, channels: Int, statisticsChannels: Int, length: Int,
                                     statistics: (Int, Bool, inout [Float], inout [Float]) -> Void,
                                     apply: (Int, Range<Int>, [Float], [Float]) -> Void) {

@@ -152,7 +152,6 @@ enum Normalization {
         }
     }
 
-
     /// Mean and unbiased standard deviation of all elements (`torch.std`'s default).
     static func meanStd(_ p: UnsafeBufferPointer<Float>) -> (mean: Float, std: Float) {
         guard let base = p.baseAddress, !p.isEmpty else { return (.nan, 0) }  // as 0/0 and sqrt(0) gave
