@@ -83,7 +83,10 @@ let package = Package(
         .testTarget(name: "WatcherTests", dependencies: ["Watcher"]),
         .testTarget(
             name: "DemucsDaemonTests",
-            dependencies: ["DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl"]
+            dependencies: [
+                "DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "DemucsCLITests",
