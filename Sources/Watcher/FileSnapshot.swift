@@ -16,6 +16,7 @@ struct FileSnapshot: Sendable, Equatable {
     var changeSeconds: Int
     var changeNanoseconds: Int
     var inode: UInt64
+    var device: UInt64
 
     init(_ st: stat) {
         switch st.st_mode & S_IFMT {
@@ -30,7 +31,11 @@ struct FileSnapshot: Sendable, Equatable {
         changeSeconds = Int(st.st_ctim.tv_sec)
         changeNanoseconds = Int(st.st_ctim.tv_nsec)
         inode = UInt64(st.st_ino)
+        device = UInt64(st.st_dev)
     }
+
+    /// Which file this is, independent of its name.
+    var identity: FileIdentity { FileIdentity(device: device, inode: inode) }
 
     /// `fstatat(folder, name, AT_SYMLINK_NOFOLLOW)`; `nil` when the entry is gone or unreadable.
     ///

@@ -9,7 +9,10 @@ import Glibc
 ///   `IN_MOVED_TO` (it was renamed into the folder: `mv`, and `rsync`/`scp`/browsers that write
 ///   under a temporary name and rename at the end).
 /// - It is reported `ready` only after a settle period with no further event for that name, and
-///   only if `lstat` then shows a regular file unchanged since the last event. A writer that
+///   only if `lstat` then shows a regular file unchanged since the last event (size, times,
+///   inode) that no process holds open for writing (`OpenWriters`).
+/// - Files already in the folder (start-up, an inotify overflow) go through the same rule:
+///   `armExisting()` settles them like new arrivals. A writer that
 ///   opens and closes repeatedly, or reopens and keeps writing, yields one `ready` after it
 ///   stops. (A writer that pauses for longer than the settle period between sessions can still
 ///   produce a second `ready`; the daemon should treat `ready` for a known, unchanged file as
@@ -208,10 +211,35 @@ public final class FolderWatcher {
         return events
     }
 
+    /// Puts every candidate entry already in the folder through the settle rule, for start-up
+    /// and after `.rescanNeeded`: regular files are reported `ready` only after a settle period
+    /// in which they did not change and no process had them open for writing, like a file
+    /// that just arrived. Other entries (folders, links, special files, names that are not
+    /// UTF-8) are returned at once as `.ignored`, so the daemon can say why nothing happens.
+    ///
+    /// Call it after creating the watcher, so nothing dropped in between is missed. A name
+    /// that is already settling keeps its timer.
+    public func armExisting() throws -> [WatchEvent] {
+        var events: [WatchEvent] = []
+        let deadline = clock.now.advanced(by: settle)
+        for (name, kind) in try Self.scanEntries(path: path) {
+            switch kind {
+            case .regular:
+                let fileName = FileName(name)
+                guard settling.entries[fileName] == nil else { continue }
+                settling.arm(fileName, deadline: deadline, snapshot: FileSnapshot.lstat(folder: folderBytes, name: fileName))
+            case .directory, .symlink, .other, .undecodableName:
+                events.append(.ignored(name, kind))
+            }
+        }
+        return events
+    }
+
     /// Reports names whose settle period ended, or re-arms those still being written.
     private func settleDue(now: ContinuousClock.Instant) -> [WatchEvent] {
         guard !settling.isEmpty else { return [] }
         var events: [WatchEvent] = []
+        var settled: [(name: FileName, string: String, snapshot: FileSnapshot)] = []
         for (name, entry) in settling.takeExpired(now: now) {
             // Gone since the event: its removal was (or will be) reported by IN_DELETE.
             guard let current = FileSnapshot.lstat(folder: folderBytes, name: name) else { continue }
@@ -228,9 +256,18 @@ public final class FolderWatcher {
                 continue
             }
             switch current.kind {
-            case .regular: events.append(.ready(string))
+            case .regular: settled.append((name, string, current))
             case .directory: continue
             case .symlink, .other, .undecodableName: events.append(.ignored(string, current.kind))
+            }
+        }
+        // Unchanged for a settle period, but a writer that paused may still hold it open.
+        let held = OpenWriters.openForWriting(Set(settled.map(\.snapshot.identity)))
+        for item in settled {
+            if held.contains(item.snapshot.identity) {
+                settling.arm(item.name, deadline: now.advanced(by: settle), snapshot: item.snapshot)
+            } else {
+                events.append(.ready(item.string))
             }
         }
         return events
