@@ -18,7 +18,7 @@ internal import GRDB
 /// - ``openReadWrite(path:clock:)``: `demucsctl retry/cancel`. Requires an existing database
 ///   whose schema the daemon already created; never creates or migrates.
 ///
-/// All connections use a 5 s busy timeout (a writer waits for another process's short write
+/// All connections run with `synchronous = FULL` (a commit is durable when it returns), use a 5 s busy timeout (a writer waits for another process's short write
 /// transaction instead of failing) and set `SQLITE_FCNTL_PERSIST_WAL` (see ``PersistentWAL``).
 ///
 /// Thread safety: the class only holds immutable `let`s, and GRDB's database connections are
@@ -75,6 +75,9 @@ public final class JobStore: Sendable {
                 throw Self.newerSchemaError(unknown, operation: "migrate database", path: path)
             }
             try JobStoreSchema.migrator.migrate(pool)
+            // GRDB sets NORMAL when it turns WAL on for a pool, after `prepareDatabase`: set the
+            // writer connection (the one that commits) back to FULL.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         } catch {
             throw Self.storeError(error, operation: "migrate database", path: path)
         }
@@ -142,6 +145,10 @@ public final class JobStore: Sendable {
         config.label = readOnly ? "JobStore.readonly" : "JobStore"
         config.prepareDatabase { db in
             try PersistentWAL.enable(on: db)
+            // FULL: a transaction is on disk when COMMIT returns, so a job that reads `done`
+            // after a power cut had its folder renamed (and fsynced) before that commit. WAL's
+            // NORMAL could lose the last commits, and the order "folder, then row" with them.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         return config
     }

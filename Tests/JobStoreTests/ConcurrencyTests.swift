@@ -19,9 +19,9 @@ struct ConcurrencyTests {
             // Bounded: at most one claim per job plus the final empty claim.
             for _ in 0...jobCount {
                 do {
-                    guard let job = try stores[worker].claimNext() else { break }
+                    guard let job = try stores[worker].claimNext(worker: "w\(worker)") else { break }
                     claimed.mutate { $0[worker].append(job.id) }
-                    try stores[worker].updateProgress(id: job.id, progress: 0.5)
+                    #expect(try stores[worker].updateProgress(try #require(job.claim), progress: 0.5))
                 } catch {
                     failures.mutate { $0.append("\(error)") }
                     break

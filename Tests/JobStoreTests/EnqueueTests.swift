@@ -45,15 +45,32 @@ struct EnqueueTests {
         #expect(try store.jobs().count == 1)
     }
 
-    @Test("same name with new content (file replaced) is a new job")
+    @Test("same name with new content (file replaced after it ran) is a new job")
     func sameNameNewHash() throws {
         let temp = try TempFolder()
         let store = try JobStore(path: temp.databasePath)
         let first = try #require(try store.add("song.mp3", content: "A"))
+        _ = try store.claimNext()
         let second = try #require(try store.add("song.mp3", content: "B"))
         #expect(second.id != first.id)
         #expect(second.contentHash == hash("B"))
-        #expect(try store.queueLength == 2)
+        #expect(try store.queueLength == 1)
+        #expect(try store.job(id: first.id)?.contentHash == hash("A"))
+    }
+
+    /// Why (3): an input replaced while its job is queued was separated under the old hash,
+    /// then again for the new one. The queued job takes the new content instead.
+    @Test("a file replaced while its job waits updates that job instead of queueing a second")
+    func replacedWhileQueued() throws {
+        let temp = try TempFolder()
+        let store = try JobStore(path: temp.databasePath)
+        let first = try #require(try store.add("song.mp3", content: "A", size: 10))
+        let updated = try #require(try store.add("song.mp3", content: "B", size: 20))
+        #expect(updated.id == first.id)
+        #expect(updated.contentHash == hash("B") && updated.inputSize == 20)
+        #expect(try store.queueLength == 1)
+        #expect(try store.jobs().count == 1)
+        #expect(try store.add("song.mp3", content: "B") == nil, "now known under the new hash")
     }
 
     @Test("same content under another name is a new job")
@@ -72,7 +89,7 @@ struct EnqueueTests {
         let store = try JobStore(path: temp.databasePath)
         let failed = try #require(try store.add("bad.mp3"))
         _ = try store.claimNext()
-        #expect(try store.fail(id: failed.id, error: "cannot decode", retryLimit: 1) == .failed)
+        #expect(try store.fail(id: failed.id, error: "cannot decode", retries: 0) == .failed)
         let again = try #require(try store.add("bad.mp3"))
         #expect(again.id != failed.id)
 

@@ -24,7 +24,7 @@ struct OutputNameTests {
         let job = try #require(try store.add("song.mp3"))
         #expect(try store.allocateOutputName(for: job.id, preferred: "song") == "song")
         _ = try store.claimNext()
-        try store.fail(id: job.id, error: "x", retryLimit: 1)
+        try store.fail(id: job.id, error: "x", retries: 0)
         try store.retry(id: job.id)
         #expect(try store.allocateOutputName(for: job.id, preferred: "something else") == "song")
     }

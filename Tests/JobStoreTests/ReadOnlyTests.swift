@@ -82,6 +82,6 @@ struct ReadOnlyTests {
         _ = try reader.counts()
         let after = try FileManager.default.attributesOfItem(atPath: temp.databasePath)[.modificationDate] as? Date
         #expect(before == after)
-        #expect(try reader.appliedSchemaVersions() == ["v1"])
+        #expect(try reader.appliedSchemaVersions() == ["v1", "v2-claims"])
     }
 }

@@ -10,8 +10,8 @@ struct SchemaTests {
         let temp = try TempFolder()
         let store = try JobStore(path: temp.databasePath)
         #expect(FileManager.default.fileExists(atPath: temp.databasePath))
-        #expect(try store.appliedSchemaVersions() == ["v1"])
-        #expect(JobStore.schemaVersion == "v1")
+        #expect(try store.appliedSchemaVersions() == ["v1", "v2-claims"])
+        #expect(JobStore.schemaVersion == "v2-claims")
 
         let (tables, indexes, migrations) = try store.database.read { db in
             (try String.fetchSet(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'"),
@@ -20,7 +20,39 @@ struct SchemaTests {
         }
         #expect(tables.isSuperset(of: ["job", "daemon", "grdb_migrations"]))
         #expect(indexes.isSuperset(of: ["job_state", "job_contentHash"]))
-        #expect(migrations == ["v1"])
+        #expect(migrations == ["v1", "v2-claims"])
+    }
+
+    /// Why (6): WAL with `synchronous = NORMAL` can lose the last commits at a power cut.
+    @Test("every connection commits durably (synchronous = FULL)")
+    func synchronousFull() throws {
+        let temp = try TempFolder()
+        let store = try JobStore(path: temp.databasePath)
+        #expect(try store.synchronousLevel() == 2)
+        #expect(try store.database.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") } == 2)
+        #expect(try JobStore.openReadWrite(path: temp.databasePath).synchronousLevel() == 2)
+    }
+
+    @Test("a database of the first schema is upgraded and its jobs keep working")
+    func upgradesFromV1() throws {
+        let temp = try TempFolder()
+        let store = try JobStore(path: temp.databasePath)
+        try store.add("old.mp3")
+        // Make it look like the first schema: drop the claim columns' migration record and
+        // rebuild the table without them, as a v1 demucsd left it.
+        try store.database.write { db in
+            try db.execute(sql: """
+                DELETE FROM grdb_migrations WHERE identifier = 'v2-claims';
+                ALTER TABLE job DROP COLUMN claimSequence; ALTER TABLE job DROP COLUMN holder;
+                ALTER TABLE job DROP COLUMN worker; ALTER TABLE job DROP COLUMN recipe;
+                ALTER TABLE job DROP COLUMN superseded;
+                """)
+        }
+        try store.close()
+        let upgraded = try JobStore(path: temp.databasePath)
+        #expect(try upgraded.appliedSchemaVersions() == ["v1", "v2-claims"])
+        let job = try #require(try upgraded.claimNext())
+        #expect(job.inputName == "old.mp3" && job.claimSequence == 1 && job.holder == testWorker)
     }
 
     @Test("WAL mode is on and connections keep the WAL files on close")
@@ -52,11 +84,11 @@ struct SchemaTests {
 
         let second = try JobStore(path: temp.databasePath)
         #expect(try second.job(id: job.id) == job)
-        #expect(try second.appliedSchemaVersions() == ["v1"])
+        #expect(try second.appliedSchemaVersions() == ["v1", "v2-claims"])
         let migrationRows = try second.database.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM grdb_migrations")
         }
-        #expect(migrationRows == 1)
+        #expect(migrationRows == 2)
     }
 
     @Test("a read-only open of a missing database says where it looked and what to check")
@@ -98,19 +130,19 @@ struct SchemaTests {
         var writer: JobStore? = try JobStore(path: temp.databasePath)
         try writer?.add("song.mp3")
         try writer?.database.write { db in
-            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v2')")
+            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-future')")
             try db.execute(sql: "ALTER TABLE job ADD COLUMN futureColumn TEXT")
         }
         writer = nil
 
         let error = try #require(throws: JobStoreError.self) { try JobStore(path: temp.databasePath) }
         #expect(error.kind == .incompatibleSchema)
-        #expect(error.description.contains("v2"))
+        #expect(error.description.contains("v99-future"))
         #expect(throws: JobStoreError.self) { try JobStore.openReadWrite(path: temp.databasePath) }
 
         let reader = try JobStore.openReadOnly(path: temp.databasePath)
         #expect(try reader.jobs().map(\.inputName) == ["song.mp3"])
-        #expect(try reader.appliedSchemaVersions() == ["v1", "v2"])
+        #expect(try reader.appliedSchemaVersions() == ["v1", "v2-claims", "v99-future"])
     }
 
     @Test("the read-write open for demucsctl works on the daemon's database")

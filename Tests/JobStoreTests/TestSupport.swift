@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 @testable import JobStore
 
 /// A fresh folder per test, removed when the value goes away, so tests never share a database.
@@ -67,5 +68,38 @@ extension JobStore {
     func add(_ name: String, content: String? = nil, model: String = "htdemucs", size: Int64 = 1234) throws -> Job? {
         try enqueue(inputName: name, size: size, modified: 1_700_000_000.5,
                     contentHash: hash(content ?? name), model: model)
+    }
+}
+
+/// The worker identity of the tests that are not about claims.
+let testWorker = "test-host:1/worker-0"
+
+extension JobStore {
+    /// Claims as ``testWorker``.
+    func claimNext() throws -> Job? { try claimNext(worker: testWorker) }
+
+    /// The job's current claim, as its worker holds it (for tests that are not about claims).
+    func currentClaim(_ id: Int64) throws -> Claim {
+        try #require(try job(id: id)?.claim, "job \(id) is not claimed")
+    }
+
+    /// Finishes a job as the worker that holds it; `false` when nobody holds it.
+    @discardableResult
+    func finish(id: Int64, outputs: [String], audioSeconds: Double?, reusedFrom: Int64? = nil,
+                recipe: String? = "recipe") throws -> Bool {
+        guard let claim = try job(id: id)?.claim else { return false }
+        return try finish(claim, result: JobResult(outputs: outputs, audioSeconds: audioSeconds,
+                                                   reusedFrom: reusedFrom, recipe: recipe))
+    }
+
+    /// Fails a job as the worker that holds it; its state, or nil when nobody holds it.
+    @discardableResult
+    func fail(id: Int64, error: String, retries: Int) throws -> JobState? {
+        guard let claim = try job(id: id)?.claim else { return nil }
+        return try fail(claim, error: error, retries: retries)
+    }
+
+    func updateProgress(id: Int64, progress: Double) throws {
+        try updateProgress(try currentClaim(id), progress: progress)
     }
 }

@@ -22,11 +22,18 @@ extension JobStore {
     /// 3. Otherwise `preferred`, unless a job for a *different* input name holds it; then the
     ///    first free of `preferred (2)`, `preferred (3)`, ...
     ///
-    /// - Parameter preferred: the folder name derived from the input name. Must be a single path
-    ///   component: not empty, not `.`/`..`, no `/` and no NUL.
+    /// In rules 2 and 3 a name is also passed over when `existsOnDisk` says a folder of that
+    /// name exists that no done job of this input published (made by hand, or left by a job
+    /// the database forgot): a folder the daemon did not create is never replaced.
+    ///
+    /// - Parameters:
+    ///   - preferred: the folder name derived from the input name. Must be a single path
+    ///     component: not empty, not `.`/`..`, no `/` and no NUL.
+    ///   - existsOnDisk: whether `output/demucs/<name>` exists.
     /// - Throws: ``JobStoreError/Kind/jobNotFound`` for an unknown job,
     ///   ``JobStoreError/Kind/invalidArgument`` for an unusable `preferred`.
-    public func allocateOutputName(for id: Int64, preferred: String) throws -> String {
+    public func allocateOutputName(for id: Int64, preferred: String,
+                                   existsOnDisk: (String) -> Bool = { _ in false }) throws -> String {
         let operation = "allocate output folder name for job \(id)"
         try validateFolderName(preferred, operation: operation)
         return try write(operation) { db in
@@ -36,9 +43,10 @@ extension JobStore {
             if let existing = job.outputName { return existing }
 
             func heldByOtherInput(_ name: String) throws -> Bool {
-                try Bool.fetchOne(db, sql: """
+                if try Bool.fetchOne(db, sql: """
                     SELECT EXISTS (SELECT 1 FROM job WHERE outputName = ? AND inputName <> ?)
-                    """, arguments: [name, job.inputName]) ?? false
+                    """, arguments: [name, job.inputName]) ?? false { return true }
+                return try existsOnDisk(name) && !publishedFolder(db, name: name, inputName: job.inputName)
             }
 
             var chosen: String?
@@ -64,6 +72,14 @@ extension JobStore {
             try db.execute(sql: "UPDATE job SET outputName = ? WHERE id = ?", arguments: [name, id])
             return name
         }
+    }
+
+    /// Whether a done job for `inputName` published the folder `name`: the daemon made it, so a
+    /// later job of the same input may replace it.
+    private func publishedFolder(_ db: Database, name: String, inputName: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM job WHERE outputName = ? AND inputName = ? AND state = 'done')
+            """, arguments: [name, inputName]) ?? false
     }
 
     /// Sets a job's output folder name as given, without the uniqueness rules of

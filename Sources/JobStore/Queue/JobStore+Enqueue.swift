@@ -8,11 +8,16 @@ extension JobStore {
     /// several writes, close, a rescan at start-up) and must not queue it twice. Then it returns
     /// `nil`.
     ///
+    /// Same name, different hash, and a job for that name is still queued and not held by a
+    /// worker: the user replaced the file before it ran. That job takes the new hash, size and
+    /// modification time (and is returned), so the file is separated once, as it now is.
+    ///
     /// Otherwise a new job is created:
     /// - same name, different hash: the user replaced the file; the new content deserves its own
     ///   separation (and will overwrite the old stems, see ``allocateOutputName(for:preferred:)``);
     /// - different name, same hash: a copy under another name gets its own job and folder; the
-    ///   worker can reuse the stems of ``doneJob(withHash:model:)`` instead of separating again;
+    ///   worker can reuse the stems of ``reusableJobs(withHash:model:recipe:limit:)`` instead of
+    ///   separating again;
     /// - same name and hash but the earlier job(s) failed or were cancelled: a new job. Note that
     ///   a watcher rescanning the input folder at start-up will thus re-queue files that failed
     ///   before; if that is not wanted, check ``latestJob(inputName:)`` first.
@@ -26,7 +31,7 @@ extension JobStore {
     ///   - modified: mtime, seconds since epoch.
     ///   - contentHash: SHA-256, lowercase hex; compared exactly.
     ///   - model: model to separate with.
-    /// - Returns: the new job, or `nil` when the file is already known.
+    /// - Returns: the new (or updated queued) job, or `nil` when the file is already known.
     @discardableResult
     public func enqueue(
         inputName: String, size: Int64, modified: Double, contentHash: String, model: String
@@ -46,6 +51,15 @@ extension JobStore {
                                WHERE inputName = ? AND contentHash = ? AND state IN (\(blocking)))
                 """, arguments: [inputName, contentHash]) ?? false
             if known { return nil }
+            if let waiting = try Int64.fetchOne(db, sql: """
+                SELECT id FROM job WHERE inputName = ? AND state = 'queued' AND holder IS NULL
+                ORDER BY id DESC LIMIT 1
+                """, arguments: [inputName]) {
+                try db.execute(sql: """
+                    UPDATE job SET contentHash = ?, inputSize = ?, inputModified = ? WHERE id = ?
+                    """, arguments: [contentHash, size, modified, waiting])
+                return try Job.fetchOne(db, id: waiting)
+            }
             try db.execute(sql: """
                 INSERT INTO job (inputName, inputSize, inputModified, contentHash, state, model,
                                  createdAt, queuedAt)

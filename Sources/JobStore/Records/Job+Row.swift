@@ -10,7 +10,8 @@ extension Job {
     /// The column list every job query selects, in one place so queries cannot drift.
     static let columns = """
         id, inputName, inputSize, inputModified, contentHash, state, attempts, error, progress, \
-        model, outputName, outputs, audioSeconds, createdAt, queuedAt, startedAt, finishedAt, reusedFrom
+        model, outputName, outputs, audioSeconds, createdAt, queuedAt, startedAt, finishedAt, reusedFrom, \
+        claimSequence, holder, worker, recipe, superseded
         """
 
     /// `SELECT <columns> FROM job` — append WHERE/ORDER BY.
@@ -43,7 +44,12 @@ extension Job {
             queuedAt: try row.decode(Double.self, forColumn: "queuedAt"),
             startedAt: try row.decode(forColumn: "startedAt"),
             finishedAt: try row.decode(forColumn: "finishedAt"),
-            reusedFrom: try row.decode(forColumn: "reusedFrom"))
+            reusedFrom: try row.decode(forColumn: "reusedFrom"),
+            claimSequence: try row.decode(forColumn: "claimSequence"),
+            holder: try row.decode(forColumn: "holder"),
+            worker: try row.decode(forColumn: "worker"),
+            recipe: try row.decode(forColumn: "recipe"),
+            superseded: try row.decode(Int.self, forColumn: "superseded") != 0)
     }
 
     /// Fetches jobs with `sql` (which must select ``columns``).

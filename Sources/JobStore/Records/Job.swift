@@ -48,13 +48,36 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
     public var finishedAt: Double?
     /// The earlier done job whose stems were reused for this one (same content, same model).
     public var reusedFrom: Int64?
+    /// How many times the job was claimed, ever; the `sequence` of its ``Claim``s. Unlike
+    /// `attempts` it is never reset, so a stale worker's token can never match again.
+    public var claimSequence: Int64
+    /// The worker that holds the job's current claim, or `nil` when nobody does. A cancelled or
+    /// retried job keeps its holder until that worker has stopped and released it, and a queued
+    /// job with a holder is not claimed again before then.
+    public var holder: String?
+    /// The worker that ran (or runs) the latest attempt.
+    public var worker: String?
+    /// What the stems depend on besides the content and the model (stems, shifts, overlap,
+    /// formats and their settings, …), recorded when the job finished; stems are only reused
+    /// from a job with the same recipe. `nil` for jobs finished before it was recorded.
+    public var recipe: String?
+    /// Set when a later job published over this job's folder: its files are gone, so it can no
+    /// longer be reused.
+    public var superseded: Bool
+
+    /// The current claim, while a worker holds one.
+    public var claim: Claim? {
+        holder.map { Claim(jobID: id, sequence: claimSequence, worker: $0) }
+    }
 
     public init(
         id: Int64, inputName: String, inputSize: Int64, inputModified: Double, contentHash: String,
         state: JobState, attempts: Int = 0, error: String? = nil, progress: Double = 0,
         model: String, outputName: String? = nil, outputs: [String] = [],
         audioSeconds: Double? = nil, createdAt: Double, queuedAt: Double? = nil,
-        startedAt: Double? = nil, finishedAt: Double? = nil, reusedFrom: Int64? = nil
+        startedAt: Double? = nil, finishedAt: Double? = nil, reusedFrom: Int64? = nil,
+        claimSequence: Int64 = 0, holder: String? = nil, worker: String? = nil,
+        recipe: String? = nil, superseded: Bool = false
     ) {
         self.id = id
         self.inputName = inputName
@@ -74,5 +97,10 @@ public struct Job: Codable, Sendable, Equatable, Identifiable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.reusedFrom = reusedFrom
+        self.claimSequence = claimSequence
+        self.holder = holder
+        self.worker = worker
+        self.recipe = recipe
+        self.superseded = superseded
     }
 }

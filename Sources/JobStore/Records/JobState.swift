@@ -1,13 +1,17 @@
 /// The life-cycle state of a ``Job``, stored as its raw value in `job.state`.
 ///
 /// Transitions (everything else is refused):
-/// - `queued → running` by ``JobStore/claimNext()``;
-/// - `running → done` by ``JobStore/finish(id:outputs:audioSeconds:reusedFrom:)``;
-/// - `running → queued | failed` by ``JobStore/fail(id:error:retryLimit:)``;
-/// - `running → queued` by ``JobStore/requeue(id:)`` (shutdown) and
-///   ``JobStore/requeueInterrupted(retryLimit:)`` (crash recovery);
+/// - `queued → running` by ``JobStore/claimNext(worker:model:)``, which hands out a ``Claim``;
+/// - `running → done` by ``JobStore/finish(_:result:publish:)``;
+/// - `running → queued | failed` by ``JobStore/fail(_:error:retries:)``;
+/// - `running → queued` by ``JobStore/requeue(_:reason:)`` (shutdown, machine faults) and
+///   ``JobStore/requeueInterrupted(retries:)`` (crash recovery);
 /// - `queued | running → cancelled` by ``JobStore/cancel(id:)``;
-/// - `failed | cancelled → queued` by ``JobStore/retry(id:)``.
+/// - `failed | cancelled | running → queued` by ``JobStore/retry(id:)``.
+///
+/// The worker's transitions (finish, fail, requeue, progress) name its claim and do nothing
+/// once the claim is no longer current; a job cancelled or retried while running keeps its
+/// holder until the worker has stopped and released it, and is not claimed again before.
 ///
 /// The raw values are part of the on-disk format (and of `demucsctl jobs --state`), so they
 /// must never be renamed.

@@ -26,4 +26,11 @@ extension JobStore {
     public func keepsWALFilesOnClose() throws -> Bool {
         try read("query SQLITE_FCNTL_PERSIST_WAL") { db in PersistentWAL.isEnabled(on: db) }
     }
+
+    /// SQLite's `synchronous` setting of this store's connections (2 = FULL).
+    public func synchronousLevel() throws -> Int {
+        try read("read synchronous level") { db in
+            try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+        }
+    }
 }

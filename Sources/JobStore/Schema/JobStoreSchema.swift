@@ -12,7 +12,7 @@ internal import GRDB
 /// what an operator sees in `sqlite3 jobs.sqlite` read the same.
 enum JobStoreSchema {
     /// Identifiers of all migrations, oldest first. The last one is the current schema version.
-    static let versions = ["v1"]
+    static let versions = ["v1", "v2-claims"]
 
     /// The current schema version, i.e. the last migration identifier.
     static var current: String { versions[versions.count - 1] }
@@ -50,7 +50,7 @@ enum JobStoreSchema {
                 );
                 -- claimNext: oldest queued job; counts(); running().
                 CREATE INDEX job_state ON job(state, queuedAt, id);
-                -- doneJob(withHash:model:) and the enqueue duplicate check.
+                -- reuse of stems by content hash and the enqueue duplicate check.
                 CREATE INDEX job_contentHash ON job(contentHash, state);
                 -- enqueue duplicate check and output-name reuse by input name.
                 CREATE INDEX job_inputName ON job(inputName);
@@ -68,6 +68,19 @@ enum JobStoreSchema {
                     status    TEXT    NOT NULL,
                     problem   TEXT
                 );
+                """)
+        }
+        migrator.registerMigration("v2-claims") { db in
+            // Claim tokens (see Claim): claimSequence counts every claim and is never reset;
+            // holder is the worker holding the current claim (NULL: nobody), worker the one that
+            // ran the latest attempt. recipe and superseded make dedup exact: stems are reused
+            // only from a job whose folder is still its own and whose settings were the same.
+            try db.execute(sql: """
+                ALTER TABLE job ADD COLUMN claimSequence INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE job ADD COLUMN holder TEXT;
+                ALTER TABLE job ADD COLUMN worker TEXT;
+                ALTER TABLE job ADD COLUMN recipe TEXT;
+                ALTER TABLE job ADD COLUMN superseded INTEGER NOT NULL DEFAULT 0;
                 """)
         }
         return migrator
