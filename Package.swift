@@ -30,6 +30,8 @@ let package = Package(
         .target(name: "Julius"),
         // Kernels that need CPU instructions Swift cannot emit (AVX512_BF16), chosen at run time.
         .target(name: "CDemucsKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // System calls Swift's Glibc module does not declare (renameat2).
+        .target(name: "CSystemShims"),
 
         .target(
             name: "DemucsEngine",
@@ -54,7 +56,7 @@ let package = Package(
         .target(
             name: "DemucsDaemon",
             dependencies: [
-                "DemucsEngine", "AudioIO", "ModelStore", "JobStore", "Watcher",
+                "DemucsEngine", "AudioIO", "ModelStore", "JobStore", "Watcher", "CSystemShims",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),

@@ -138,15 +138,20 @@ private func changeJob(_ options: DataOptions, id: Int64, allowed: String,
     print(done(job))
 }
 
-/// `demucsctl retry ID`: queues a failed or cancelled job again.
+/// `demucsctl retry ID`: queues a failed or cancelled job again, or starts a running one over.
 struct Retry: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Queue a failed or cancelled job again.")
+    static let configuration = CommandConfiguration(
+        abstract: "Queue a failed or cancelled job again, or start a running one over (its attempt stops at its next segment).")
     @OptionGroup var options: DataOptions
     @Argument(help: "Job id (see demucsctl jobs).") var id: Int64
 
     func run() throws {
-        try changeJob(options, id: id, allowed: "failed or cancelled", { try $0.retry(id: id) },
-                      done: { "job \(id) (\($0.inputName)) queued again" })
+        try changeJob(options, id: id, allowed: "failed, cancelled or running", { try $0.retry(id: id) },
+                      done: { job in
+                          job.state == .running
+                              ? "job \(id) (\(job.inputName)) queued again; the running attempt stops at its next segment"
+                              : "job \(id) (\(job.inputName)) queued again"
+                      })
     }
 }
 

@@ -6,7 +6,8 @@ public struct JobsConfig: Sendable, Equatable {
     public var workers: Int
     /// Threads per job for the engine; 0 means one per core.
     public var threads: Int
-    /// How often a failed job is retried before it is marked failed for good.
+    /// How often a failed job is retried before it is marked failed for good: N retries are at
+    /// most N + 1 attempts.
     public var retryLimit: Int
     public var onSuccess: SuccessDisposition
     public var onFailure: FailureDisposition

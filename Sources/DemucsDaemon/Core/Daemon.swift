@@ -5,13 +5,20 @@ import ServiceLifecycle
 import UnixSignals
 import Watcher
 
-/// The watch-folder service: one intake thread turning `input/` events into jobs, `workers`
-/// threads separating them, a heartbeat for `demucsctl status` and systemd's watchdog.
+/// The watch-folder service. Threads, each with one job:
+/// - **watch**: turns `input/` events into names that are complete (the settle rule, for new
+///   arrivals, the start-up scan and overflow rescans alike) and hands them to intake;
+/// - **intake**: hashes each name and queues its job; a name whose enqueue met a busy database
+///   stays pending and is tried again, so nothing dropped is lost;
+/// - **worker-N** (`workers` of them): claim a job, separate it, publish it (`JobRunner`);
+/// - **heartbeat**: records liveness for `demucsctl status` and pings systemd's watchdog — only
+///   while every thread made progress or is idle (`Liveness`), so a stuck decode or BLAS call
+///   stops the pings and systemd restarts the unit.
 ///
-/// Start-up: create the folders, put back jobs a crash left running, clear staging, scan
-/// `input/` for files dropped while the daemon was down, then tell systemd READY=1.
-/// SIGTERM/SIGINT: stop taking jobs, stop the running ones at their next segment (they are
-/// queued again), close the database, exit 0. SIGHUP: reload the configuration.
+/// Start-up: create the folders, release the claims a crash left (`requeueInterrupted`), clear
+/// staging, install the SIGHUP handler, start the threads, tell systemd READY=1 once the watch
+/// exists. SIGTERM/SIGINT: stop taking jobs, stop the running ones at their next segment (they
+/// are queued again), close the database, exit 0. SIGHUP: reload the configuration.
 public final class Daemon: Service, @unchecked Sendable {
     let layout: DataLayout
     let store: JobStore
@@ -22,17 +29,24 @@ public final class Daemon: Service, @unchecked Sendable {
     private let models: ModelProvider
     private let lock = NSCondition()
     private var settings: WorkSettings
+    /// Settings fixed at start-up (a reload cannot change them): compared on SIGHUP.
+    private let startSettings: WorkSettings
     private var stopping = false
-    /// Wakes the intake thread out of its wait on the watcher, so a stop is not delayed by it.
-    private var intakeInterrupter: WatchInterrupter?
+    /// Wakes the watch thread out of its wait on the watcher, so a stop is not delayed by it.
+    private var watchInterrupter: WatchInterrupter?
     private var wakeups = 0
     private var startedAt = Date()
+    private let pause = QueuePause()
+    private let liveness = Liveness()
+    private let pending = PendingNames()
+    private let persist: PersistentWrite
 
     /// - Parameter reload: re-reads the configuration on SIGHUP (throws to keep the old one).
     public init(layout: DataLayout, settings: WorkSettings, version: String, logger: Logger,
                 reload: @escaping @Sendable () throws -> WorkSettings) throws {
         self.layout = layout
         self.settings = settings
+        self.startSettings = settings
         self.version = version
         self.logger = logger
         self.reloadSettings = reload
@@ -40,6 +54,7 @@ public final class Daemon: Service, @unchecked Sendable {
         store = try JobStore(path: layout.database)
         notifier = SystemdNotifier()
         models = ModelProvider(settings: settings, logger: logger)
+        persist = PersistentWrite(logger: logger)
     }
 
     var stopRequested: Bool {
@@ -52,7 +67,8 @@ public final class Daemon: Service, @unchecked Sendable {
         return settings
     }
 
-    /// Wakes the workers (a job was queued, the model or settings changed, or we are stopping).
+    /// Wakes the workers and intake (a job or name is waiting, the model or settings changed,
+    /// the pause ended, or we are stopping).
     private func wake() {
         lock.lock()
         wakeups += 1
@@ -64,28 +80,34 @@ public final class Daemon: Service, @unchecked Sendable {
 
     public func run() async throws {
         try startUp()
+        // Trap SIGHUP before any thread can send READY=1: systemd may send it right after.
+        let hangupSignals = await UnixSignalsSequence(trapping: .sighup)
+        let hangups = Task { [self] in
+            for await _ in hangupSignals { reload() }
+        }
         let workerCount = max(1, currentSettings().workers)
+        let host = ProcessInfo.processInfo.hostName
         let finished = DispatchGroup()
-        for i in 0..<workerCount {
+        func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
             finished.enter()
-            let t = Thread { [self] in
-                workerLoop()
+            let thread = Thread {
+                body()
                 finished.leave()
             }
-            t.name = "worker-\(i)"
-            t.start()
+            thread.name = name
+            thread.start()
         }
-        finished.enter()
-        let intake = Thread { [self] in
-            intakeLoop()
-            finished.leave()
+        for i in 0..<workerCount {
+            let identity = "\(host):\(getpid())/worker-\(i)"
+            let slot = liveness.register("worker-\(i)")
+            spawn("worker-\(i)") { [self] in workerLoop(identity: identity, slot: slot) }
         }
-        intake.name = "intake"
-        intake.start()
+        let watchSlot = liveness.register("watch")
+        spawn("watch") { [self] in watchLoop(slot: watchSlot) }
+        let intakeSlot = liveness.register("intake")
+        spawn("intake") { [self] in intakeLoop(slot: intakeSlot) }
+        spawn("heartbeat") { [self] in heartbeatLoop() }
 
-        let hangups = Task { [self] in
-            for await _ in await UnixSignalsSequence(trapping: .sighup) { reload() }
-        }
         await withGracefulShutdownHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 finished.notify(queue: .global()) { continuation.resume() }
@@ -104,7 +126,7 @@ public final class Daemon: Service, @unchecked Sendable {
         let first = !stopping
         stopping = true
         lock.broadcast()
-        let interrupter = intakeInterrupter
+        let interrupter = watchInterrupter
         lock.unlock()
         interrupter?.interrupt()
         if first {
@@ -115,12 +137,12 @@ public final class Daemon: Service, @unchecked Sendable {
 
     private func startUp() throws {
         startedAt = Date()
-        let interrupted = try store.requeueInterrupted(retryLimit: currentSettings().retryLimit)
+        let interrupted = try store.requeueInterrupted(retries: currentSettings().retryLimit)
         if interrupted.requeued > 0 {
             logger.warning("\(interrupted.requeued) job(s) were running when the daemon last stopped; queued again")
         }
         if interrupted.failed > 0 {
-            logger.error("\(interrupted.failed) job(s) were running when the daemon last stopped and have used up their attempts; marked failed")
+            logger.error("\(interrupted.failed) job(s) were running when the daemon last stopped and have used up their retries; marked failed")
         }
         let cleaned = OutputPublisher.cleanStaging(layout)
         if cleaned > 0 { logger.info("removed \(cleaned) unfinished output folder(s) from staging") }
@@ -139,7 +161,12 @@ public final class Daemon: Service, @unchecked Sendable {
             settings = new
             lock.unlock()
             models.update(new)
-            logger.notice("configuration reloaded")
+            let fixed = ReloadCheck.unchangeable(from: startSettings, to: new)
+            if !fixed.isEmpty {
+                logger.warning("configuration reloaded, but \(fixed.joined(separator: ", ")) only change(s) at a restart; the running value(s) stay")
+            } else {
+                logger.notice("configuration reloaded")
+            }
             notifier.ready()
             wake()
         } catch {
@@ -147,23 +174,25 @@ public final class Daemon: Service, @unchecked Sendable {
         }
     }
 
-    // MARK: Intake
+    // MARK: Watch
 
-    private func intakeLoop() {
-        let intake = Intake(layout: layout, store: store, logger: logger)
+    private func watchLoop(slot: Liveness.Slot) {
         var watcher: FolderWatcher?
         var ready = false
+        let settle = Duration.milliseconds(Int(startSettings.settleSeconds * 1000))
         while !stopRequested {
+            liveness.beat(slot, stage: nil)
             if watcher == nil {
                 do {
                     try FileManager.default.createDirectory(atPath: layout.input, withIntermediateDirectories: true)
-                    watcher = try FolderWatcher(path: layout.input, settle: .milliseconds(Int(currentSettings().settleSeconds * 1000)))
+                    let made = try FolderWatcher(path: layout.input, settle: settle)
                     lock.lock()
-                    intakeInterrupter = watcher!.interrupter
+                    watchInterrupter = made.interrupter
                     let stopNow = stopping
                     lock.unlock()
                     if stopNow { break }
-                    scan(intake)
+                    watcher = made
+                    handle(try made.armExisting())
                 } catch {
                     logger.error("cannot watch \(layout.input): \(error); retrying in 5 s")
                     Thread.sleep(forTimeInterval: 5)
@@ -172,51 +201,102 @@ public final class Daemon: Service, @unchecked Sendable {
                 if !ready {
                     ready = true
                     notifier.ready()
-                    heartbeat()
+                    wake()
                 }
             }
-            let timeout: Duration = notifier.watchdogInterval.map { min($0 / 2, .seconds(5)) } ?? .seconds(5)
+            let timeout: Duration = notifier.watchdogInterval.map { min($0 / 4, .seconds(5)) } ?? .seconds(5)
             do {
                 let events = try watcher!.next(timeout: timeout)
+                var rescan = false
                 for event in events {
                     switch event {
-                    case .ready(let name):
-                        if intake.consider(name, settings: currentSettings()) { wake() }
-                    case .rescanNeeded:
-                        logger.warning("inotify queue overflowed; rescanning input/")
-                        scan(intake)
+                    case .rescanNeeded: rescan = true
                     case .folderGone:
                         logger.error("the input folder \(layout.input) disappeared; recreating it")
                         watcher = nil
-                    case .ignored(let name, let kind):
-                        if kind == .undecodableName {
-                            logger.warning("ignoring input/\(name): the file name is not valid UTF-8; rename it")
-                        } else {
-                            intake.consider(name, settings: currentSettings())
-                        }
-                    case .removed:
-                        break
+                    default: break
                     }
+                }
+                handle(events)
+                if rescan, let watcher {
+                    logger.warning("inotify queue overflowed; every file in input/ goes through the settle rule again")
+                    handle(try watcher.armExisting())
                 }
             } catch {
                 logger.error("watching \(layout.input) failed: \(error); restarting the watch")
                 watcher = nil
             }
-            heartbeat()
         }
     }
 
-    private func scan(_ intake: Intake) {
-        let settings = currentSettings()
-        do {
-            var queued = 0
-            for entry in try FolderWatcher.scanEntries(path: layout.input) where FolderWatcher.isCandidate(entry.name) {
-                if intake.consider(entry.name, settings: settings) { queued += 1 }
+    /// Passes complete names to intake.
+    private func handle(_ events: [WatchEvent]) {
+        var added = false
+        for event in events {
+            switch event {
+            case .ready(let name):
+                pending.add(name); added = true
+            case .ignored(let name, let kind):
+                if kind == .undecodableName {
+                    logger.warning("ignoring input/\(name): the file name is not valid UTF-8; rename it")
+                } else {
+                    pending.add(name); added = true
+                }
+            case .removed(let name):
+                pending.remove(name)
+            case .rescanNeeded, .folderGone:
+                break
             }
-            if queued > 0 { logger.info("start-up scan queued \(queued) file(s)") }
-            wake()
-        } catch {
-            logger.error("cannot scan \(layout.input): \(error)")
+        }
+        if added { wake() }
+    }
+
+    // MARK: Intake
+
+    private func intakeLoop(slot: Liveness.Slot) {
+        let intake = Intake(layout: layout, store: store, logger: logger)
+        var reported: String?
+        while !stopRequested {
+            guard let name = pending.next() else {
+                liveness.idle(slot)
+                waitForWork(seconds: pending.isEmpty ? 30 : 1)
+                continue
+            }
+            liveness.beat(slot, stage: "hashing \(name)")
+            switch intake.consider(name, settings: currentSettings()) {
+            case .queued:
+                pending.done(name)
+                wake()
+            case .settled:
+                pending.done(name)
+            case .retryLater(let reason):
+                pending.postpone(name, seconds: 2)
+                if reported != reason {
+                    logger.error("\(reason); keeping \(name) to queue it when the database answers")
+                    reported = reason
+                }
+            }
+        }
+    }
+
+    // MARK: Heartbeat
+
+    private func heartbeatLoop() {
+        let interval = notifier.watchdogPingInterval.map { min($0, .seconds(5)) } ?? .seconds(5)
+        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        var stalledBefore: [String] = []
+        while !stopRequested {
+            heartbeat()
+            let stalled = liveness.stalled(limit: Liveness.stallLimit)
+            if stalled.isEmpty {
+                notifier.watchdog()
+            } else if stalled != stalledBefore {
+                logger.critical("no progress for \(Int(Liveness.stallLimit)) s: \(stalled.joined(separator: "; ")); watchdog pings stop, so systemd restarts the unit")
+            }
+            stalledBefore = stalled
+            lock.lock()
+            if !stopping { _ = lock.wait(until: Date().addingTimeInterval(seconds)) }
+            lock.unlock()
         }
     }
 
@@ -226,45 +306,66 @@ public final class Daemon: Service, @unchecked Sendable {
         let current = ((try? store.running()) ?? []).map { String(format: "%@ %.0f%%", $0.inputName, $0.progress * 100) }
         var status = current.isEmpty ? "idle" : "separating " + current.joined(separator: ", ")
         status += ", \(counts[.queued] ?? 0) queued, \(counts[.done] ?? 0) done, \(counts[.failed] ?? 0) failed"
-        if let problem = models.currentProblem { status = "waiting for the model: " + problem }
+        var problem = models.currentProblem
+        if let problem { status = "waiting for the model: " + problem }
+        if let paused = pause.current() {
+            let line = String(format: "queue paused for %.0f s: %@", paused.remaining, paused.cause)
+            status = line + "; " + status
+            problem = problem.map { line + "; " + $0 } ?? line
+        }
         // Jobs queued by another process (`demucsctl retry`) send no event: look for them here.
         if (counts[.queued] ?? 0) > 0 { wake() }
         _ = try? store.touchHeartbeat(status: status)
-        _ = try? store.setDaemonProblem(models.currentProblem)
+        _ = try? store.setDaemonProblem(problem)
         notifier.status(status)
-        notifier.watchdog()
     }
 
     // MARK: Workers
 
-    private func workerLoop() {
-        let runner = JobRunner(layout: layout, store: store, models: models, logger: logger)
+    private func workerLoop(identity: String, slot: Liveness.Slot) {
+        let runner = JobRunner(layout: layout, store: store, logger: logger, persist: persist)
         while !stopRequested {
-            guard let bag = models.current() else {
+            liveness.idle(slot)
+            if let paused = pause.current() {
+                waitForWork(seconds: paused.remaining)
+                continue
+            }
+            guard let model = models.current() else {
                 waitForWork(seconds: 10)
                 continue
             }
             let job: Job?
             do {
-                job = try store.claimNext()
+                job = try store.claimNext(worker: identity, model: model.name)
             } catch {
                 logger.error("cannot claim a job: \(error)")
                 waitForWork(seconds: 5)
                 continue
             }
-            guard let job else {
+            guard let job, let claim = job.claim else {
                 waitForWork(seconds: 30)
                 continue
             }
-            let settings = currentSettings()
-            _ = runner.run(job, bag: bag, settings: settings, stopRequested: { [weak self] in self?.stopRequested ?? true })
+            liveness.beat(slot, stage: "separating \(job.inputName)")
+            let outcome = runner.run(job, claim: claim, model: model, settings: currentSettings(),
+                                     progress: { [liveness] in liveness.beat(slot, stage: "separating \(job.inputName)") },
+                                     stopRequested: { [weak self] in self?.stopRequested ?? true })
+            switch outcome {
+            case .machineFault(let cause):
+                let seconds = pause.pause(cause: cause)
+                logger.error(Logger.Message(stringLiteral: String(format: "queue paused for %.0f s: %@; jobs wait, none is failed for it", seconds, cause)))
+            case .done:
+                if pause.current() == nil { pause.clear() }
+            default:
+                break
+            }
         }
     }
 
     private func waitForWork(seconds: Double) {
         lock.lock()
         let seen = wakeups
-        let deadline = Date().addingTimeInterval(seconds)
+        let deadline = Date().addingTimeInterval(max(seconds, 0.05))
         while !stopping && wakeups == seen {
             if !lock.wait(until: deadline) { break }
         }

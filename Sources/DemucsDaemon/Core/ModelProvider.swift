@@ -8,7 +8,7 @@ import ModelStore
 /// and the journal, jobs stay queued, and loading is tried again later or on SIGHUP.
 final class ModelProvider: @unchecked Sendable {
     private let lock = NSLock()
-    private var bag: ModelBag?
+    private var loaded: LoadedModel?
     private var problem: String?
     private var lastAttempt: Date?
     private var settings: WorkSettings
@@ -22,9 +22,9 @@ final class ModelProvider: @unchecked Sendable {
     }
 
     /// The model, loading it if needed (at most once per `retryInterval` after a failure).
-    func current(force: Bool = false) -> ModelBag? {
+    func current(force: Bool = false) -> LoadedModel? {
         lock.lock()
-        if let bag { lock.unlock(); return bag }
+        if let loaded { lock.unlock(); return loaded }
         if !force, let lastAttempt, Date().timeIntervalSince(lastAttempt) < retryInterval {
             lock.unlock()
             return nil
@@ -33,13 +33,18 @@ final class ModelProvider: @unchecked Sendable {
         let settings = self.settings
         lock.unlock()
         do {
-            let loaded = try Self.load(settings)
+            let model = LoadedModel(name: settings.modelName, bag: try Self.load(settings))
             lock.lock()
-            bag = loaded
-            problem = nil
+            // A reload that changed the model meanwhile wins: this one is already outdated.
+            let current = self.settings.modelName == settings.modelName && self.settings.repo == settings.repo
+            if current {
+                loaded = model
+                problem = nil
+            }
             lock.unlock()
-            logger.notice("model loaded", metadata: ["model": "\(settings.modelName)", "sources": "\(loaded.sources.joined(separator: ","))"])
-            return loaded
+            guard current else { return nil }
+            logger.notice("model loaded", metadata: ["model": "\(settings.modelName)", "sources": "\(model.bag.sources.joined(separator: ","))"])
+            return model
         } catch {
             let message = "\(error)"
             lock.lock()
@@ -62,7 +67,7 @@ final class ModelProvider: @unchecked Sendable {
     func update(_ new: WorkSettings) {
         lock.lock()
         if new.modelName != settings.modelName || new.repo != settings.repo || new.cache != settings.cache {
-            bag = nil
+            loaded = nil
         }
         settings = new
         lastAttempt = nil
@@ -94,4 +99,11 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) thr
 /// The result slot of `blocking`, written by the task and read after the semaphore.
 final class BlockingResult<T: Sendable>: @unchecked Sendable {
     var result: Result<T, Error>?
+}
+
+/// A model as the workers use it: the bag and the name it was loaded under, which is what a job
+/// records as the model that separated it.
+struct LoadedModel: Sendable {
+    let name: String
+    let bag: ModelBag
 }

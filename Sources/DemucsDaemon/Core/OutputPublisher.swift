@@ -1,10 +1,21 @@
+import CSystemShims
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Moves a finished output folder from `state/staging/` to `output/demucs/<name>/` in one rename,
-/// so a reader of `output/` sees either no folder or a complete one, never half of one.
+/// so a reader of `output/` sees either no folder or a complete one, never half of one — and,
+/// after a power cut, a job that reads `done` has its folder.
+///
+/// The order, each step durable before the next: every staged file and the staging folder are
+/// fsynced; one `renameat2` puts the folder in place — `RENAME_NOREPLACE` for a new name,
+/// `RENAME_EXCHANGE` to swap with the folder of an earlier run for the same input, so there is
+/// no moment where neither exists; `output/demucs/` (and staging, which now holds the old
+/// folder) is fsynced; only then does the caller's transaction mark the job done (SQLite with
+/// `synchronous = FULL`). Where the filesystem has no `renameat2` flags (some network and FUSE
+/// filesystems), a new name falls back to a plain rename after checking the target is absent,
+/// and replacing refuses rather than opening a window without either folder.
 enum OutputPublisher {
     /// A fresh staging folder for one job.
     static func makeStaging(_ layout: DataLayout, jobID: Int64) throws -> String {
@@ -13,24 +24,70 @@ enum OutputPublisher {
         return path
     }
 
-    /// Puts `staging` in place as `output/<name>`. An existing folder of that name (an earlier
-    /// run for the same input) is first moved back into staging and removed after the swap.
+    /// Puts `staging` in place as `output/<name>`. An existing folder of that name is swapped
+    /// out (the old folder ends in staging and is removed): `name` comes from
+    /// ``JobStore/allocateOutputName(for:preferred:existsOnDisk:)``, which never hands out the
+    /// name of a folder the daemon did not publish for this input, so what is replaced is an
+    /// earlier run's output (or this job's own, when a crash fell between rename and commit).
+    /// An existing entry that is not a folder is an error and is left untouched.
+    ///
+    /// - Throws: ``MachineFault`` for a failure of the disk (ENOSPC, EIO, EXDEV, …),
+    ///   ``DaemonError`` otherwise.
     static func publish(staging: String, layout: DataLayout, name: String) throws {
+        try syncFolder(staging, files: true)
         let target = layout.output + "/" + name
-        var old: String?
-        if FileManager.default.fileExists(atPath: target) {
-            let aside = layout.staging + "/old-\(UInt32.random(in: 0...UInt32.max))"
-            guard rename(target, aside) == 0 else {
-                throw DaemonError("cannot move the previous output \(target) aside: \(String(cString: strerror(errno)))")
+        var st = stat()
+        let exists = lstat(target, &st) == 0
+        if exists {
+            guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                throw DaemonError("output/demucs/\(name) exists and is not a folder; it is left as it is")
             }
-            old = aside
+            if demucsd_renameat2(AT_FDCWD, staging, AT_FDCWD, target, DEMUCSD_RENAME_EXCHANGE) != 0 {
+                let code = errno
+                if code == EINVAL || code == ENOSYS {
+                    throw DaemonError("cannot replace output/demucs/\(name) atomically on this filesystem (renameat2 RENAME_EXCHANGE: \(String(cString: strerror(code))))")
+                }
+                throw fault(code, "cannot swap the stems into \(target)")
+            }
+            // `staging` now holds the previous folder.
+            try syncFolder(layout.output, files: false)
+            try? FileManager.default.removeItem(atPath: staging)
+        } else {
+            if demucsd_renameat2(AT_FDCWD, staging, AT_FDCWD, target, DEMUCSD_RENAME_NOREPLACE) != 0 {
+                let code = errno
+                if code == EINVAL || code == ENOSYS {
+                    guard lstat(target, &st) != 0 else { throw DaemonError("output/demucs/\(name) appeared meanwhile; it is left as it is") }
+                    guard rename(staging, target) == 0 else { throw fault(errno, "cannot move the stems into \(target)") }
+                } else if code == EEXIST {
+                    throw DaemonError("output/demucs/\(name) appeared meanwhile; it is left as it is")
+                } else {
+                    throw fault(code, "cannot move the stems into \(target)")
+                }
+            }
+            try syncFolder(layout.output, files: false)
         }
-        guard rename(staging, target) == 0 else {
-            let reason = String(cString: strerror(errno))
-            if let old { _ = rename(old, target) }
-            throw DaemonError("cannot move the stems into \(target): \(reason)")
+    }
+
+    /// fsync of every regular file in `folder` (when `files`) and of the folder itself.
+    static func syncFolder(_ folder: String, files: Bool) throws {
+        if files {
+            for entry in try FileManager.default.contentsOfDirectory(atPath: folder) {
+                try sync(folder + "/" + entry, flags: O_RDONLY)
+            }
         }
-        if let old { try? FileManager.default.removeItem(atPath: old) }
+        try sync(folder, flags: O_RDONLY | O_DIRECTORY)
+    }
+
+    private static func sync(_ path: String, flags: Int32) throws {
+        let fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw fault(errno, "cannot open \(path) to sync it") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw fault(errno, "cannot sync \(path) to disk") }
+    }
+
+    private static func fault(_ code: Int32, _ what: String) -> any Error {
+        let detail = "\(what): \(String(cString: strerror(code)))"
+        return MachineFault(errno: code, detail) ?? DaemonError(detail)
     }
 
     /// Removes whatever a crash left in staging (called at start-up, before any worker runs).
@@ -41,17 +98,16 @@ enum OutputPublisher {
         return entries.count
     }
 
-    /// Copies the files of an earlier identical job's output into `staging` (hard links where
-    /// the filesystem allows, copies otherwise) — identical content is not separated twice.
-    static func reuse(from folder: String, into staging: String) throws -> [String] {
+    /// Links the files of an earlier identical job's output into `staging` (copies where the
+    /// filesystem has no hard links) — identical content is not separated twice. `files` are
+    /// the names that job recorded; every one must still be there.
+    static func reuse(from folder: String, files: [String], into staging: String) throws -> [String] {
         let fm = FileManager.default
-        var names: [String] = []
-        for name in try fm.contentsOfDirectory(atPath: folder).sorted() where !name.hasPrefix(".") {
+        for name in files {
             let src = folder + "/" + name, dst = staging + "/" + name
             if link(src, dst) != 0 { try fm.copyItem(atPath: src, toPath: dst) }
-            names.append(name)
         }
-        return names
+        return files
     }
 }
 

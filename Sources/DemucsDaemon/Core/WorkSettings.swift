@@ -31,4 +31,19 @@ public struct WorkSettings: Sendable {
         config.jobs.maxDurationMinutes == 0 ? .infinity : Double(config.jobs.maxDurationMinutes) * 60
     }
     public var settleSeconds: Double { config.jobs.settleSeconds }
+
+    /// Everything besides the content and the model that the published files depend on:
+    /// stems, separation settings, formats and their encoder settings. Stems are reused only
+    /// from a job with the same recipe. (Thread count is left out: results do not depend on it.)
+    public var recipe: String {
+        let sep = config.separation, out = config.output
+        var parts = [
+            "shifts=\(sep.shifts)", "overlap=\(sep.overlap)", "segment=\(sep.segment.map { "\($0)" } ?? "model")",
+            "two_stems=\(sep.twoStems ?? "-")", "precision=\(sep.precision.rawValue)", "clip=\(out.clipMode)",
+        ]
+        if out.wav { parts.append("wav=\(out.wavFormat)") }
+        if out.flac { parts.append("flac") }
+        if out.mp3 { parts.append("mp3=\(out.mp3Bitrate)/\(out.mp3Preset)") }
+        return parts.joined(separator: " ")
+    }
 }
