@@ -222,8 +222,8 @@ import Testing
         #expect(TestSupport.contents(of: folder) == ["blocker"])
     }
 
-    @Test func readOnlyOutputFolder() throws {
-        guard geteuid() != 0 else { return }  // root ignores directory permissions
+    @Test(.enabled(if: geteuid() != 0, "root ignores directory permissions"))
+    func readOnlyOutputFolder() throws {
         let folder = try TestSupport.makeTemporaryFolder()
         defer { TestSupport.remove(folder) }
         #expect(chmod(folder, 0o555) == 0)
