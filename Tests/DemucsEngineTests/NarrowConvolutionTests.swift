@@ -26,20 +26,17 @@ import Testing
         Case(cin: 30, cout: 7, batch: 1, length: 100, kernel: 1, dilation: 1, bias: true),
     ]
 
-    @Test(arguments: cases)
+    @Test(.enabled(if: Convolution.narrowKernelAvailable, "the narrow convolution kernel needs AVX-512"), arguments: cases)
     func matchesTheGEMMPath(_ c: Case) {
-        guard Convolution.narrowKernelAvailable else { return }
         let x = randomTensor([c.cin, c.batch, c.length], seed: UInt64(c.cin * 13 + c.length))
         let w = randomTensor([c.cout, c.cin, c.kernel], seed: UInt64(c.cout * 7 + c.kernel))
         let b = c.bias ? randomTensor([c.cout], seed: 3) : nil
         let padding = c.dilation * (c.kernel - 1) / 2
         #expect(Convolution.usesNarrowKernel(cout: c.cout, kernel: c.kernel, padding: padding,
                                              dilation: c.dilation))
-        let saved = Parallel.width
-        Parallel.width = 2
-        defer { Parallel.width = saved }
-        let direct = Convolution.convRowsNarrow(x, batch: c.batch, weight: w, bias: b, padding: padding,
-                                                dilation: c.dilation)
+        let direct = ExecutionContext.with(ExecutionContext(width: 2)) {
+            Convolution.convRowsNarrow(x, batch: c.batch, weight: w, bias: b, padding: padding, dilation: c.dilation)
+        }
         let gemm = Convolution.convRowsGEMM(x, batch: c.batch, weight: w, bias: b, padding: padding,
                                             dilation: c.dilation)
         #expect(direct.shape == gemm.shape)

@@ -15,16 +15,13 @@ import Testing
     }
 
     @Test func parallelWorkCountsTowardsTheCallersKind() {
-        let savedWidth = Parallel.width
-        Parallel.width = 2
         Profile.setEnabled(true)
-        defer {
-            Profile.setEnabled(false)
-            Parallel.width = savedWidth
-        }
-        Profile.measure(.transposedConvolution) {
-            Parallel.forEach(2) { range in
-                for _ in range { Self.burn(0.05) }
+        defer { Profile.setEnabled(false) }
+        ExecutionContext.with(ExecutionContext(width: 2)) {
+            Profile.measure(.transposedConvolution) {
+                Parallel.forEach(2) { range in
+                    for _ in range { Self.burn(0.05) }
+                }
             }
         }
         let totals = Dictionary(uniqueKeysWithValues: Profile.snapshot().map { ($0.kind, $0) })

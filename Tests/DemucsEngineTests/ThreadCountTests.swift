@@ -14,11 +14,10 @@ import Testing
 ///
 /// The tiny models' tensors fit in one block of each kind, so the block sizes are made small
 /// here (every product split, GLU blocks of 1,024 floats, attention blocks of 8 queries) to run
-/// the seams; the full-size values are restored after. Other suites running meanwhile only get
-/// more, smaller blocks (each kernel reads its block size once per call). The model cases run
-/// one after another: run side by side, one case's reference run could see another's small
-/// blocks, and their save/restore could interleave.
-@Suite(.serialized) struct ThreadCountTests {
+/// the seams. They are the separation's own (`SeparationOptions.tuning`, carried by its
+/// `ExecutionContext`): nothing global is changed, so the cases and other suites may run side
+/// by side.
+@Suite struct ThreadCountTests {
     static func track(_ length: Int) -> Tensor {
         var x = Tensor(zeros: [2, length])
         for i in 0..<length {
@@ -33,20 +32,17 @@ import Testing
     func resultsDoNotDependOnThreads(_ folder: String, _ name: String) throws {
         let bag = try ModelRepository(root: FixturePaths.root + "/" + folder).load(name)
         let input = Self.track(110_250)
-        func run(jobs: Int, threads: Int) throws -> [Float] {
-            try Separator(bag: bag, options: SeparationOptions(shifts: 0, segment: Fraction(1, 1), jobs: jobs, threads: threads))
-                .separate(input).data
+        func run(jobs: Int, threads: Int, tuning: KernelTuning = KernelTuning()) throws -> [Float] {
+            var options = SeparationOptions(shifts: 0, segment: Fraction(1, 1), jobs: jobs, threads: threads)
+            options.tuning = tuning
+            return try Separator(bag: bag, options: options).separate(input).data
         }
         let reference = try run(jobs: 1, threads: 1)
         #expect(reference.contains { $0 != 0 })
-        let saved = (GEMM.splitMinimumWork, Convolution.gluBlockFloats, Attention.queryBlock)
-        GEMM.splitMinimumWork = 1
-        Convolution.gluBlockFloats = 1024
-        Attention.queryBlock = 8
-        defer { (GEMM.splitMinimumWork, Convolution.gluBlockFloats, Attention.queryBlock) = saved }
-        let runs = [("small blocks, 1 thread", try run(jobs: 1, threads: 1)),
-                    ("small blocks, 2 threads", try run(jobs: 1, threads: 2)),
-                    ("small blocks, 2 segments side by side", try run(jobs: 2, threads: 2))]
+        let small = KernelTuning(splitMinimumWork: 1, gluBlockFloats: 1024, queryBlock: 8)
+        let runs = [("small blocks, 1 thread", try run(jobs: 1, threads: 1, tuning: small)),
+                    ("small blocks, 2 threads", try run(jobs: 1, threads: 2, tuning: small)),
+                    ("small blocks, 2 segments side by side", try run(jobs: 2, threads: 2, tuning: small))]
         for (label, other) in runs {
             let agreement = snr(reference: reference, estimate: other)
             #expect(agreement > 120, "\(name): whole blocks on 1 thread vs \(label): \(agreement) dB")

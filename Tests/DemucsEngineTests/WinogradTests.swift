@@ -28,10 +28,9 @@ import Testing
         let x = randomTensor([c.cin, c.height, c.width], seed: UInt64(c.cin * 31 + c.height))
         let w = randomTensor([c.cout, c.cin, 3, 3], seed: UInt64(c.cout * 17 + c.width))
         let b = c.bias ? randomTensor([c.cout], seed: 5) : nil
-        let saved = Convolution.winogradBlockFloats
-        Convolution.winogradBlockFloats = c.blockFloats
-        defer { Convolution.winogradBlockFloats = saved }
-        let fast = Convolution.conv2dWinograd(x, weight: w, bias: b, glu: c.glu)
+        let fast = ExecutionContext.with(ExecutionContext(tuning: KernelTuning(winogradBlockFloats: c.blockFloats))) {
+            Convolution.conv2dWinograd(x, weight: w, bias: b, glu: c.glu)
+        }
         let direct = Convolution.conv2dIm2col(x, weight: w, bias: b, padding: (1, 1), glu: c.glu)
         #expect(fast.shape == direct.shape)
         var worst: Float = 0

@@ -160,7 +160,7 @@ enum Attention {
 
     /// Query rows per attention task: 64 rows of 2,688 float scores are 688 KB, which stays in
     /// the 1–2 MB per-core caches of current CPUs.
-    nonisolated(unsafe) static var queryBlock = 64
+    static var queryBlock: Int { ExecutionContext.current.tuning.queryBlock }
 
     /// Softmax of each row, in place, with the row maximum subtracted first.
     /// With `sums`, the rows are left unnormalised (`exp(x - max)`) and their sums stored there.

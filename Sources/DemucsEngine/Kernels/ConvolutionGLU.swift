@@ -9,7 +9,7 @@ import CDemucsKernels
 /// bias sum and GLU as the two-step path, so the results are the same bits.
 extension Convolution {
     /// Output floats per block buffer: 1 MB, well inside a core's L2.
-    nonisolated(unsafe) static var gluBlockFloats = 1 << 18
+    static var gluBlockFloats: Int { ExecutionContext.current.tuning.gluBlockFloats }
 
     /// `GLU(conv1x1(x) + bias)` for `x` `[cin, plane...]` and `weight` `[2C, cin, 1]`; returns
     /// `[C, plane...]` (the shape of `x` with `C` channels).

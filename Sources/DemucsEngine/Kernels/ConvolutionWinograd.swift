@@ -9,7 +9,7 @@ import CDemucsKernels
 /// result differs from the direct sum by a few float32 roundings, far below what parity sees.
 extension Convolution {
     /// Floats of transformed input and products held per block of tile rows (16 MB).
-    nonisolated(unsafe) static var winogradBlockFloats = 1 << 22
+    static var winogradBlockFloats: Int { ExecutionContext.current.tuning.winogradBlockFloats }
 
     static func conv2dWinograd(_ x: Tensor, weight: Tensor, bias: Tensor?, glu: Bool = false) -> Tensor {
         Profile.measure(.convolution) {

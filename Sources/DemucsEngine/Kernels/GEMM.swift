@@ -96,22 +96,24 @@ enum GEMM {
                     x, 1, beta, y, 1)
     }
 
-    /// How the matrix multiplies compute; see `EnginePrecision`.
-    nonisolated(unsafe) static var precision = EnginePrecision.float32
+    /// How the matrix multiplies compute: the current separation's (`ExecutionContext`).
+    static var precision: EnginePrecision { ExecutionContext.current.precision }
 
     /// Products at least this large (m·n·k) are split across `Parallel.width` threads by the
     /// engine itself rather than by the BLAS's pool: OpenBLAS's idle threads spin between
     /// products, taking the core from the elementwise work that runs between them.
-    nonisolated(unsafe) static var splitMinimumWork = 1 << 20
+    static var splitMinimumWork: Int { ExecutionContext.current.tuning.splitMinimumWork }
 
     /// Products smaller than this (m·n·k) stay in float32: packing would cost more than it saves.
     static let bf16MinimumWork = 1 << 18
 
     /// The number of threads the BLAS uses inside one multiply.
-    static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
-    }
+    static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// Makes the BLAS single-threaded, once for the process: the engine splits large products
+    /// over its own threads (`splitMinimumWork`), and OpenBLAS's thread count is a process
+    /// global that no separation may set and restore around itself.
+    static let singleThreadedBLAS: Void = { openblas_set_num_threads(1) }()
 }
 
 /// The arithmetic of the engine's matrix multiplies (convolutions, linear layers, attention).
@@ -120,7 +122,7 @@ enum GEMM {
 /// product to bfloat16 and sums in float32, on CPUs with AVX512_BF16 (`demucs_bf16_gemm`): about
 /// twice the multiply rate, at a cost in accuracy measured in docs/PERFORMANCE.md. LSTM steps and
 /// everything outside the matrix multiplies stay in float32. It is chosen per separation
-/// (`SeparationOptions.precision`) and holds process-wide while that separation runs.
+/// (`SeparationOptions.precision`) and holds for that separation only (`ExecutionContext`).
 public enum EnginePrecision: String, Sendable, CaseIterable {
     case float32, bf16
 

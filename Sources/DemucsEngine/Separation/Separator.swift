@@ -59,18 +59,26 @@ public struct Separator: Sendable {
         // The threads are shared among the segments in flight; inside a segment they split the
         // matrix multiplies and the elementwise work (`Parallel`). The BLAS itself runs
         // single-threaded: its own pool's threads spin between products.
+        // These settings belong to this separation alone (`ExecutionContext`): nothing
+        // process-wide is set and restored around it.
         let cores = threadCount
         let parallelSegments = options.split ? min(workerCount, max(1, totalPasses(length: length) / max(bag.models.count * max(options.shifts, 1), 1))) : 1
-        let previousThreads = GEMM.threads, previousWidth = Parallel.width
-        GEMM.threads = 1
-        Parallel.width = max(1, cores / max(parallelSegments, 1))
-        defer { GEMM.threads = previousThreads; Parallel.width = previousWidth }
+        _ = GEMM.singleThreadedBLAS
         if let reason = options.precision.unavailableReason { throw EngineError(.invalidArgument, reason) }
+        let context = ExecutionContext(width: cores / max(parallelSegments, 1), precision: options.precision,
+                                       tuning: options.tuning)
         LargeBuffer.retainFreedBlocks()
         defer { LargeBuffer.releaseRetained() }
-        let previousPrecision = GEMM.precision
-        GEMM.precision = options.precision
-        defer { GEMM.precision = previousPrecision }
+        return try ExecutionContext.with(context) {
+            try separateNormalised(mix, mean: mean, std: std, progress: progress, isCancelled: isCancelled)
+        }
+    }
+
+    /// The separation proper, on the normalised mix, under the separation's context.
+    private func separateNormalised(_ mix: Tensor, mean: Float, std: Float,
+                                    progress: (@Sendable (SeparationProgress) -> Void)?,
+                                    isCancelled: (@Sendable () -> Bool)?) throws -> Stems {
+        let channels = mix.shape[0], length = mix.shape[1]
         let counter = ProgressCounter(total: totalPasses(length: length), callback: progress)
         var rng = SplitMix64(seed: options.seed ?? UInt64.random(in: .min ... .max))
         var estimates = Stems(sources: bag.sources, channels: channels, length: length)
@@ -238,8 +246,9 @@ public struct Separator: Sendable {
     private func mapConcurrently(_ items: [Int], _ body: @escaping @Sendable (Int) throws -> Tensor) throws -> [Tensor] {
         if items.count == 1 { return [try body(items[0])] }
         let results = ResultSlots(count: items.count)
+        let context = ExecutionContext.current
         DispatchQueue.concurrentPerform(iterations: items.count) { i in
-            results.set(i, Result { try body(items[i]) })
+            ExecutionContext.with(context) { results.set(i, Result { try body(items[i]) }) }
         }
         return try results.values()
     }
