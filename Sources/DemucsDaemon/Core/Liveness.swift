@@ -18,6 +18,8 @@ final class Liveness: @unchecked Sendable {
         var name: String
         var stage: String?
         var lastSign: Date
+        /// Waiting for work (a condition wait, however long: a queue pause lasts up to 5 min).
+        var isIdle = false
     }
 
     private let lock = NSLock()
@@ -34,85 +36,29 @@ final class Liveness: @unchecked Sendable {
     func beat(_ slot: Slot, stage: String?, now: Date = Date()) {
         lock.withLock {
             entries[slot.index].lastSign = now
+            entries[slot.index].isIdle = false
             if let stage { entries[slot.index].stage = stage }
         }
     }
 
-    /// The thread waits for work.
-    func idle(_ slot: Slot) {
+    /// The thread waits for work: never stalled until its next `beat`.
+    func idle(_ slot: Slot, now: Date = Date()) {
         lock.withLock {
             entries[slot.index].stage = nil
-            entries[slot.index].lastSign = Date()
+            entries[slot.index].lastSign = now
+            entries[slot.index].isIdle = true
         }
     }
 
-    /// Descriptions of the busy threads without a sign of progress for `limit` seconds.
+    /// Descriptions of the threads that are not idle and gave no sign of progress for `limit`
+    /// seconds.
     func stalled(limit: TimeInterval, now: Date = Date()) -> [String] {
         lock.withLock {
             entries.compactMap { entry in
                 let quiet = now.timeIntervalSince(entry.lastSign)
-                guard quiet > limit else { return nil }
+                guard !entry.isIdle, quiet > limit else { return nil }
                 return "\(entry.name) \(entry.stage ?? "in its loop") for \(Int(quiet)) s"
             }
         }
-    }
-}
-
-/// Names that arrived complete and wait for intake, in arrival order, each once; a name whose
-/// enqueue must be tried again later waits until its time.
-final class PendingNames: @unchecked Sendable {
-    private let lock = NSLock()
-    private var order: [String] = []
-    private var notBefore: [String: Date] = [:]
-    private var taken: Set<String> = []
-
-    func add(_ name: String) {
-        lock.withLock {
-            if notBefore[name] == nil && !taken.contains(name) { order.append(name) }
-            notBefore[name] = Date.distantPast
-        }
-    }
-
-    func remove(_ name: String) {
-        lock.withLock {
-            order.removeAll { $0 == name }
-            notBefore[name] = nil
-        }
-    }
-
-    /// The first name whose time has come (it stays recorded until `done` or `postpone`).
-    func next(now: Date = Date()) -> String? {
-        lock.withLock {
-            guard let index = order.firstIndex(where: { (notBefore[$0] ?? .distantPast) <= now }) else { return nil }
-            let name = order.remove(at: index)
-            notBefore[name] = nil
-            taken.insert(name)
-            return name
-        }
-    }
-
-    func done(_ name: String) {
-        lock.withLock { _ = taken.remove(name) }
-    }
-
-    func postpone(_ name: String, seconds: TimeInterval) {
-        lock.withLock {
-            taken.remove(name)
-            if notBefore[name] == nil { order.append(name) }
-            notBefore[name] = Date().addingTimeInterval(seconds)
-        }
-    }
-
-    var isEmpty: Bool { lock.withLock { order.isEmpty } }
-}
-
-/// Which settings a SIGHUP cannot change (the threads and the watch are made at start-up).
-enum ReloadCheck {
-    static func unchangeable(from old: WorkSettings, to new: WorkSettings) -> [String] {
-        var names: [String] = []
-        if old.workers != new.workers { names.append("jobs.workers (\(old.workers) stays)") }
-        if old.settleSeconds != new.settleSeconds { names.append("jobs.settle_seconds (\(old.settleSeconds) stays)") }
-        if old.config.data != new.config.data { names.append("data (\(old.config.data) stays)") }
-        return names
     }
 }

@@ -1,0 +1,10 @@
+/// Which settings a SIGHUP cannot change (the threads and the watch are made at start-up).
+enum ReloadCheck {
+    static func unchangeable(from old: WorkSettings, to new: WorkSettings) -> [String] {
+        var names: [String] = []
+        if old.workers != new.workers { names.append("jobs.workers (\(old.workers) stays)") }
+        if old.settleSeconds != new.settleSeconds { names.append("jobs.settle_seconds (\(old.settleSeconds) stays)") }
+        if old.config.data != new.config.data { names.append("data (\(old.config.data) stays)") }
+        return names
+    }
+}
