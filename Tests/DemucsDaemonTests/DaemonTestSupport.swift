@@ -155,7 +155,9 @@ final class DaemonHarness: @unchecked Sendable {
 
     /// Starts `demucsd --data DATA --repo REPO -n NAME [--config FILE]` in the background, its
     /// output appended to `logPath`.
-    func start(extraArguments: [String] = []) throws {
+    /// - Parameter environment: added to the child's environment (`NOTIFY_SOCKET` for a test
+    ///   that plays systemd).
+    func start(extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         precondition(!isRunning, "the daemon already runs")
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         try handle.seekToEnd()
@@ -164,7 +166,7 @@ final class DaemonHarness: @unchecked Sendable {
         var arguments = ["--data", data, "--repo", repo, "-n", modelName]
         if let configPath { arguments += ["--config", configPath] }
         process.arguments = arguments + extraArguments
-        process.environment = Self.childEnvironment
+        process.environment = Self.childEnvironment.merging(environment) { $1 }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = handle
         process.standardError = handle

@@ -182,5 +182,22 @@ extension DaemonEndToEnd {
             for (name, n) in frames { try daemon.expectCompleteOutput(name, frames: n) }
             #expect(daemon.stop() == 0)
         }
+
+        /// systemd may send SIGHUP (`systemctl reload`) the moment READY=1 arrives: the daemon
+        /// reloads (RELOADING=1, then READY=1 again) instead of dying of the default action.
+        @Test func sighupRightAfterReadyIsAReload() throws {
+            let daemon = try DaemonHarness()
+            defer { daemon.stop() }
+            let socket = daemon.root + "/notify.sock"
+            let receiver = try DatagramReceiver(address: socket, timeout: 30)
+            try daemon.start(environment: ["NOTIFY_SOCKET": socket])
+            var message = ""
+            while !message.hasPrefix("READY=1") { message = try receiver.receive() }
+            daemon.signal(SIGHUP)
+            while !message.hasPrefix("RELOADING=1") { message = try receiver.receive() }
+            while !message.hasPrefix("READY=1") { message = try receiver.receive() }
+            #expect(daemon.isRunning, "log:\n\(daemon.log)")
+            #expect(daemon.stop() == 0)
+        }
     }
 }
