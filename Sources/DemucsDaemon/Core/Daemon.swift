@@ -323,6 +323,8 @@ public final class Daemon: Service, @unchecked Sendable {
     // MARK: Workers
 
     private func workerLoop(identity: String, slot: Liveness.Slot) {
+        var persist = self.persist
+        persist.onWait = { [liveness] in liveness.beat(slot, stage: "waiting for the job database") }
         let runner = JobRunner(layout: layout, store: store, logger: logger, persist: persist)
         while !stopRequested {
             liveness.idle(slot)

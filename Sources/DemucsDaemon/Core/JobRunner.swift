@@ -39,7 +39,13 @@ struct JobRunner: Sendable {
         let meta: Logger.Metadata = ["job": "\(job.id)", "file": "\(job.inputName)", "attempt": "\(job.attempts)"]
         logger.info("job started: \(job.inputName)", metadata: meta)
         var staging: String?
-        defer { if let staging { try? FileManager.default.removeItem(atPath: staging) } }
+        // Emptied before anything is written about a failed attempt: on a full disk the
+        // staged stems are what keeps the database from recording it.
+        func dropStaging() {
+            if let staging { try? FileManager.default.removeItem(atPath: staging) }
+            staging = nil
+        }
+        defer { dropStaging() }
         let bag = model.bag
         var opened: InputFile?
         do {
@@ -97,7 +103,10 @@ struct JobRunner: Sendable {
                     try OutputPublisher.publish(staging: dir, layout: layout, name: name)
                 }
             }
-            guard finished else { return superseded(job, claim: claim, meta: meta) }
+            guard finished else {
+                dropStaging()
+                return superseded(job, claim: claim, meta: meta)
+            }
             staging = nil
             let elapsed = Date().timeIntervalSince(started)
             var line = String(format: "job done: %@ -> output/demucs/%@/ in %.1f s", job.inputName, name, elapsed)
@@ -109,6 +118,7 @@ struct JobRunner: Sendable {
             handleInput(job, input: input, action: settings.onSuccess, folder: layout.done)
             return .done
         } catch let error as EngineError where error.kind == .cancelled {
+            dropStaging()
             if stopRequested() {
                 if (try? persist.run("requeue job \(job.id)", stop: { false }) { try store.requeue(claim) }) == true {
                     logger.notice("job interrupted by shutdown, queued again: \(job.inputName)", metadata: meta)
@@ -117,6 +127,7 @@ struct JobRunner: Sendable {
             }
             return superseded(job, claim: claim, meta: meta)
         } catch {
+            dropStaging()
             return handleFailure(error, job: job, claim: claim, input: opened, settings: settings, meta: meta,
                                  stopRequested: stopRequested)
         }

@@ -11,6 +11,8 @@ struct PersistentWrite: Sendable {
     let logger: Logger
     var firstPause: Double = 0.5
     var longestPause: Double = 10
+    /// Called before each pause: the thread is waiting on the machine, not hung (liveness).
+    var onWait: @Sendable () -> Void = {}
 
     func run<T>(_ what: String, stop: () -> Bool, _ body: () throws -> T) throws -> T {
         var pause = firstPause
@@ -26,6 +28,7 @@ struct PersistentWrite: Sendable {
                     logger.error("cannot \(what) yet, retrying until it can: \(error)")
                     reported = true
                 }
+                onWait()
                 Thread.sleep(forTimeInterval: pause)
                 pause = min(pause * 2, longestPause)
             }
