@@ -45,7 +45,10 @@ import Testing
                     ("small blocks, 2 segments side by side", try run(jobs: 2, threads: 2, tuning: small))]
         for (label, other) in runs {
             let agreement = snr(reference: reference, estimate: other)
-            #expect(agreement > 120, "\(name): whole blocks on 1 thread vs \(label): \(agreement) dB")
+            // Measured: above 120 dB on AVX-512 CPUs, 118–119 dB on AVX2 ones (OpenBLAS's kernels
+            // there round differently with the shape of a block). A seam that drops or repeats
+            // samples gives well under 60 dB.
+            #expect(agreement > 115, "\(name): whole blocks on 1 thread vs \(label): \(agreement) dB")
         }
     }
 }
