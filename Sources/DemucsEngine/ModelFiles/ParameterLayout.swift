@@ -23,107 +23,28 @@ public enum ParameterLayout {
                                           "demucs.model.Demucs", "demucs.tasnet.ConvTasNet"]
 
     /// The parameters of `klass` built with the keyword arguments `kwargsJSON` (the checkpoint's
-    /// `kwargs` metadata), in PyTorch order.
+    /// `kwargs` metadata), in PyTorch order. The arguments are read by the model family's own
+    /// configuration (`HTDemucsConfig(parsing:)`, …), the same reader the model is built with;
+    /// for the hybrid models that includes options the engine refuses to run, whose layouts are
+    /// still checked against PyTorch.
     public static func parameters(klass: String, kwargsJSON: String, source: String) throws -> [Parameter] {
-        let kwargs: JSONValue
-        do {
-            kwargs = try JSONValue.parse(kwargsJSON)
-        } catch {
-            throw EngineError(.invalidModelFile, "model file \(source): kwargs metadata is not valid JSON (\(error))")
-        }
-        guard case .object = kwargs else {
-            throw EngineError(.invalidModelFile, "model file \(source): kwargs metadata is not a JSON object")
-        }
-        var a = Args(values: kwargs, source: source)
+        var a = try ModelArguments(json: kwargsJSON, source: source)
         var b = Builder()
         switch klass {
-        case "demucs.htdemucs.HTDemucs": try hybrid(&a, &b, transformer: true)
-        case "demucs.hdemucs.HDemucs": try hybrid(&a, &b, transformer: false)
-        case "demucs.demucs.Demucs": try waveform(&a, &b)
-        case "demucs.model.Demucs": try waveformV2(&a, &b)
-        case "demucs.tasnet.ConvTasNet": try convTasNet(&a, &b)
+        case "demucs.htdemucs.HTDemucs":
+            let c = try HTDemucsConfig(parsing: &a)
+            hybrid(c, &b, hybridBranch: true, dconvAttn: nil, dconvLstm: nil)
+            transformer(c, &b)
+        case "demucs.hdemucs.HDemucs":
+            let c = try HDemucsConfig(parsing: &a)
+            hybrid(c, &b, hybridBranch: c.hybrid, dconvAttn: c.dconvAttn, dconvLstm: c.dconvLstm)
+        case "demucs.demucs.Demucs": waveform(try WaveformDemucsConfig(&a), &b)
+        case "demucs.model.Demucs": waveformV2(try WaveformDemucsConfig(v2: &a), &b)
+        case "demucs.tasnet.ConvTasNet": convTasNet(try ConvTasNetConfig(&a), &b)
         default:
             throw EngineError(.unsupportedModel, "model file \(source): cannot lay out the parameters of model class \(klass) (known: \(supportedClasses.joined(separator: ", ")))")
         }
         return b.params
-    }
-
-    // MARK: - Keyword arguments with Python semantics
-
-    struct Args {
-        let values: JSONValue
-        let source: String
-
-        func value(_ key: String) -> JSONValue? {
-            guard let v = values[key] else { return nil }
-            return v
-        }
-
-        func bad(_ key: String, _ what: String) -> EngineError {
-            EngineError(.invalidModelFile, "model file \(source): argument \(key) should be \(what)")
-        }
-
-        func int(_ key: String, _ fallback: Int) throws -> Int {
-            switch value(key) {
-            case nil: return fallback
-            case .int(let i)?: return i
-            case .bool(let b)?: return b ? 1 : 0
-            case .double(let d)? where d == d.rounded() && abs(d) < 1e15: return Int(d)
-            default: throw bad(key, "an integer")
-            }
-        }
-
-        func optionalInt(_ key: String) throws -> Int? {
-            if case .null? = value(key) { return nil }
-            if value(key) == nil { return nil }
-            return try int(key, 0)
-        }
-
-        func double(_ key: String, _ fallback: Double) throws -> Double {
-            switch value(key) {
-            case nil: return fallback
-            case .int(let i)?: return Double(i)
-            case .double(let d)?: return d
-            case .bool(let b)?: return b ? 1 : 0
-            default: throw bad(key, "a number")
-            }
-        }
-
-        /// Python truthiness (`if x:`), with `fallback` when the key is absent.
-        func truthy(_ key: String, _ fallback: Bool) -> Bool {
-            switch value(key) {
-            case nil: return fallback
-            case .null?: return false
-            case .bool(let b)?: return b
-            case .int(let i)?: return i != 0
-            case .double(let d)?: return d != 0
-            case .string(let s)?: return !s.isEmpty
-            case .array(let a)?: return !a.isEmpty
-            case .object(let o)?: return !o.isEmpty
-            }
-        }
-
-        func string(_ key: String, _ fallback: String) throws -> String {
-            switch value(key) {
-            case nil: return fallback
-            case .string(let s)?: return s
-            default: throw bad(key, "a string")
-            }
-        }
-
-        func count(_ key: String) throws -> Int {
-            guard case .array(let a)? = value(key) else { throw bad(key, "a list") }
-            return a.count
-        }
-
-        /// The length of a list argument that may be null.
-        func optionalCount(_ key: String) throws -> Int? {
-            switch value(key) {
-            case nil, .null?: return nil
-            case .array(let a)?: return a.count
-            default: throw bad(key, "a list or null")
-            }
-        }
     }
 
     // MARK: - Modules
@@ -245,32 +166,16 @@ public enum ParameterLayout {
         }
     }
 
-    /// The layers of `HTDemucs` (with the transformer) or `HDemucs`.
-    static func hybrid(_ a: inout Args, _ b: inout Builder, transformer: Bool) throws {
-        let sources = try a.count("sources")
-        let audioChannels = try a.int("audio_channels", 2)
-        let channels = try a.int("channels", 48)
-        let channelsTime = try a.optionalInt("channels_time")
-        let growth = try a.double("growth", 2)
-        let nfft = try a.int("nfft", 4096)
-        let cac = a.truthy("cac", true)
-        let depth = try a.int("depth", transformer ? 4 : 6)
-        let rewrite = a.truthy("rewrite", true)
-        let hybrid = transformer ? true : a.truthy("hybrid", true)
-        let multiFreqs = try a.optionalCount("multi_freqs") ?? 0
-        let multiFreqsDepth = try a.int("multi_freqs_depth", transformer ? 3 : 2)
-        let freqEmb = a.truthy("freq_emb", true)
-        let kernelSize = try a.int("kernel_size", 8)
-        let timeStride = try a.int("time_stride", 2)
-        let stride = try a.int("stride", 4)
-        let context = try a.int("context", 1)
-        let contextEnc = try a.int("context_enc", 0)
-        let normStarts = try a.int("norm_starts", 4)
-        let dconvMode = try a.int("dconv_mode", 1)
-        let dconvDepth = try a.int("dconv_depth", 2)
-        let dconvComp = try a.double("dconv_comp", transformer ? 8 : 4)
-        let dconvAttn = try a.int("dconv_attn", 4)
-        let dconvLstm = try a.int("dconv_lstm", 4)
+    /// The encoders, decoders and frequency embedding of `HTDemucs` or `HDemucs`;
+    /// `dconvAttn` / `dconvLstm` are HDemucs's DConv thresholds (HTDemucs has neither).
+    static func hybrid(_ c: some HybridConfig, _ b: inout Builder, hybridBranch hybrid: Bool,
+                       dconvAttn: Int?, dconvLstm: Int?) {
+        let sources = c.sources.count, audioChannels = c.audioChannels, channels = c.channels
+        let channelsTime = c.channelsTime, growth = c.growth, nfft = c.nfft, cac = c.cac
+        let depth = c.depth, rewrite = c.rewrite, multiFreqs = c.multiFreqs.count
+        let multiFreqsDepth = c.multiFreqsDepth, freqEmb = c.freqEmb != 0, kernelSize = c.kernelSize
+        let timeStride = c.timeStride, stride = c.stride, context = c.context, contextEnc = c.contextEnc
+        let normStarts = c.normStarts, dconvMode = c.dconvMode, dconvDepth = c.dconvDepth, dconvComp = c.dconvComp
 
         var encoder: [Builder] = [], decoder: [Builder] = [], tencoder: [Builder] = [], tdecoder: [Builder] = []
         var freqEmbedding: (Int, Int)?
@@ -291,7 +196,7 @@ public enum ParameterLayout {
                 lastFreq = true
             }
             var kw = DConvOptions(depth: dconvDepth, compress: dconvComp)
-            if !transformer {
+            if let dconvLstm, let dconvAttn {
                 kw.lstm = index >= dconvLstm
                 kw.attn = index >= dconvAttn
             }
@@ -349,10 +254,12 @@ public enum ParameterLayout {
         if let (n, dim) = freqEmbedding {
             b.add("freq_emb.embedding.weight", [n, dim])
         }
-        guard transformer else { return }
+    }
 
-        var dim = Int(Double(channels) * pow(growth, Double(depth - 1)))
-        let bottom = try a.int("bottom_channels", 0)
+    /// The channel resampling and cross-domain transformer of `HTDemucs`.
+    static func transformer(_ c: HTDemucsConfig, _ b: inout Builder) {
+        var dim = Int(Double(c.channels) * pow(c.growth, Double(c.depth - 1)))
+        let bottom = c.bottomChannels
         if bottom != 0 {
             b.conv("channel_upsampler", dim, bottom, [1])
             b.conv("channel_downsampler", bottom, dim, [1])
@@ -360,22 +267,22 @@ public enum ParameterLayout {
             b.conv("channel_downsampler_t", bottom, dim, [1])
             dim = bottom
         }
-        let layers = try a.int("t_layers", 5)
+        let layers = c.tLayers
         guard layers > 0 else { return }
-        let hidden = Int(Double(dim) * (try a.double("t_hidden_scale", 4.0)))
+        let hidden = Int(Double(dim) * c.tHiddenScale)
         let p = "crosstransformer"
-        if try a.string("t_emb", "sin") == "scaled" {
-            b.add(p + ".position_embeddings.embedding.weight", [try a.int("t_max_positions", 10000), dim])
+        if c.tEmb == "scaled" {
+            b.add(p + ".position_embeddings.embedding.weight", [c.tMaxPositions, dim])
         }
-        if a.truthy("t_norm_in", true) || a.truthy("t_norm_in_group", false) {
+        if c.tNormIn || c.tNormInGroup {
             b.norm(p + ".norm_in", dim)
             b.norm(p + ".norm_in_t", dim)
         }
-        let classicParity = a.truthy("t_cross_first", false) ? 1 : 0
-        let normOut = a.truthy("t_norm_first", true) && a.truthy("t_norm_out", true)
-        let layerScale = a.truthy("t_layer_scale", true)
-        let sparseSelf = a.truthy("t_sparse_self_attn", false)
-        let sparseCross = a.truthy("t_sparse_cross_attn", false)
+        let classicParity = c.tCrossFirst ? 1 : 0
+        let normOut = c.tNormFirst && c.tNormOut
+        let layerScale = c.tLayerScale
+        let sparseSelf = c.tSparseSelfAttn
+        let sparseCross = c.tSparseCrossAttn
         for branch in ["layers", "layers_t"] {
             for idx in 0..<layers {
                 let l = "\(p).\(branch).\(idx)"
@@ -412,23 +319,12 @@ public enum ParameterLayout {
     }
 
     /// `demucs.demucs.Demucs`.
-    static func waveform(_ a: inout Args, _ b: inout Builder) throws {
-        let sources = try a.count("sources")
-        let audioChannels = try a.int("audio_channels", 2)
-        var channels = try a.int("channels", 64)
-        let growth = try a.double("growth", 2)
-        let depth = try a.int("depth", 6)
-        let rewrite = a.truthy("rewrite", true)
-        let lstmLayers = try a.int("lstm_layers", 0)
-        let kernelSize = try a.int("kernel_size", 8)
-        let context = try a.int("context", 1)
-        let glu = a.truthy("glu", true)
-        let normStarts = try a.int("norm_starts", 4)
-        let dconvMode = try a.int("dconv_mode", 1)
-        let dconvDepth = try a.int("dconv_depth", 2)
-        let dconvComp = try a.double("dconv_comp", 4)
-        let dconvAttn = try a.int("dconv_attn", 4)
-        let dconvLstm = try a.int("dconv_lstm", 4)
+    static func waveform(_ c: WaveformDemucsConfig, _ b: inout Builder) {
+        let sources = c.sources.count, audioChannels = c.audioChannels, growth = c.growth, depth = c.depth
+        var channels = c.channels
+        let rewrite = c.rewrite, lstmLayers = c.lstmLayers, kernelSize = c.kernelSize, context = c.context
+        let glu = c.glu, normStarts = c.normStarts, dconvMode = c.dconvMode, dconvDepth = c.dconvDepth
+        let dconvComp = c.dconvComp, dconvAttn = c.dconvAttn, dconvLstm = c.dconvLstm
         let chScale = glu ? 2 : 1
 
         var encoder: [Builder] = [], decoder: [Builder] = []
@@ -487,17 +383,11 @@ public enum ParameterLayout {
 
     /// demucs 2.0.3's `demucs.model.Demucs`: `encoder.i` = [conv, ReLU, (1×1 conv, GLU/ReLU)],
     /// `decoder.i` = [(context conv, GLU/ReLU), transposed conv, (ReLU)], then the BLSTM.
-    static func waveformV2(_ a: inout Args, _ b: inout Builder) throws {
-        let sources = try a.count("sources")
-        let audioChannels = try a.int("audio_channels", 2)
-        var channels = try a.int("channels", 64)
-        let depth = try a.int("depth", 6)
-        let rewrite = a.truthy("rewrite", true)
-        let glu = a.truthy("glu", true)
-        let kernelSize = try a.int("kernel_size", 8)
-        let growth = try a.double("growth", 2)
-        let lstmLayers = try a.int("lstm_layers", 2)
-        let context = try a.int("context", 3)
+    static func waveformV2(_ c: WaveformDemucsConfig, _ b: inout Builder) {
+        let sources = c.sources.count, audioChannels = c.audioChannels, depth = c.depth
+        var channels = c.channels
+        let rewrite = c.rewrite, glu = c.glu, kernelSize = c.kernelSize, growth = c.growth
+        let lstmLayers = c.lstmLayers, context = c.context
         let chScale = glu ? 2 : 1
         var encoder: [Builder] = [], decoder: [Builder] = []
         var inChannels = audioChannels
@@ -519,17 +409,14 @@ public enum ParameterLayout {
     }
 
     /// demucs 2.0.3's `demucs.tasnet.ConvTasNet`.
-    static func convTasNet(_ a: inout Args, _ b: inout Builder) throws {
-        let sources = try a.count("sources")
-        let n = try a.int("N", 256), l = try a.int("L", 20), bottleneck = try a.int("B", 256)
-        let h = try a.int("H", 512), p = try a.int("P", 3), x = try a.int("X", 8), r = try a.int("R", 4)
-        let audioChannels = try a.int("audio_channels", 2)
-        let norm = try a.string("norm_type", "gLN")
-        let causal = a.truthy("causal", false)
-        func addNorm(_ prefix: String, _ c: Int) {
-            guard norm == "gLN" || norm == "cLN" else { return }
-            b.add(prefix + ".gamma", [1, c, 1])
-            b.add(prefix + ".beta", [1, c, 1])
+    static func convTasNet(_ c: ConvTasNetConfig, _ b: inout Builder) {
+        let sources = c.sources.count
+        let n = c.n, l = c.l, bottleneck = c.b, h = c.h, p = c.p, x = c.x, r = c.r
+        let audioChannels = c.audioChannels, causal = c.causal
+        func addNorm(_ prefix: String, _ channels: Int) {
+            guard c.norm != .identity else { return }
+            b.add(prefix + ".gamma", [1, channels, 1])
+            b.add(prefix + ".beta", [1, channels, 1])
         }
         b.add("encoder.conv1d_U.weight", [n, audioChannels, l])
         b.add("separator.network.0.gamma", [1, n, 1])

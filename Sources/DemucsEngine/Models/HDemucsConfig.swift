@@ -38,16 +38,36 @@ struct HDemucsConfig: HybridConfig, Sendable {
     var samplerate = 44100
     var segment = Fraction(40, 1)
 
+    /// `cac`: complex-as-channels; false (magnitude masking or Wiener filtering) is refused
+    /// (`unsupportedOption`) but read, for the parameter layout.
+    var cac = true
+    var wienerIters = 0
+
+    /// Reads a checkpoint's `kwargs` and refuses what this engine cannot compute.
     init(_ a: inout ModelArguments) throws {
-        let model = "model file \(a.source): HDemucs"
-        try readShape(&a)
-        let wienerIters = try a.int("wiener_iters", 0)
-        let endIters = try a.int("end_iters", 0)
-        let cac = try a.bool("cac", true)
+        try self.init(parsing: &a)
+        if let option = unsupportedOption {
+            throw EngineError(.unsupportedModel, "model file \(a.source): HDemucs option \(option) is not supported by this engine")
+        }
+    }
+
+    /// The first option this engine does not implement, with why; nil when it can compute the model.
+    var unsupportedOption: String? {
         guard cac else {
             let how = wienerIters < 0 ? "magnitude masking" : "Wiener filtering with \(wienerIters) iterations"
-            throw EngineError(.unsupportedModel, "\(model) option cac=false (\(how) of the mixture spectrogram instead of complex-as-channels) is not supported by this engine")
+            return "cac=false (\(how) of the mixture spectrogram instead of complex-as-channels)"
         }
+        return nil
+    }
+
+    /// Reads every option of `demucs.hdemucs.HDemucs.__init__` that changes the model's
+    /// parameters or its inference; refuses keys it does not know and what demucs asserts.
+    init(parsing a: inout ModelArguments) throws {
+        let model = "model file \(a.source): HDemucs"
+        try readShape(&a)
+        wienerIters = try a.int("wiener_iters", 0)
+        let endIters = try a.int("end_iters", 0)
+        cac = try a.bool("cac", true)
         depth = try a.int("depth", depth)
         rewrite = try a.bool("rewrite", rewrite)
         hybrid = try a.bool("hybrid", hybrid)
@@ -60,7 +80,8 @@ struct HDemucsConfig: HybridConfig, Sendable {
         }
         multiFreqs = try a.doubles("multi_freqs")
         multiFreqsDepth = try a.int("multi_freqs_depth", multiFreqsDepth)
-        freqEmb = try a.double("freq_emb", freqEmb)
+        // `if freq_emb:` — None turns the embedding off.
+        freqEmb = a.isNull("freq_emb") ? 0 : try a.double("freq_emb", freqEmb)
         embScale = try a.double("emb_scale", embScale)
         kernelSize = try a.int("kernel_size", kernelSize)
         stride = try a.int("stride", stride)

@@ -40,20 +40,39 @@ struct HTDemucsConfig: HybridConfig, Sendable {
     var segment = Fraction(10, 1)
     var useTrainSegment = true
 
+    // Options the engine refuses (`unsupportedOption`), read so that the parameter layout of
+    // any HTDemucs can be computed from this configuration.
+    var cac = true
+    var multiFreqs: [Double] = []
+    var multiFreqsDepth = 3
+    var tEmb = "sin"
+    var tMaxPositions = 10000
+    var tNormInGroup = false
+    var tGroupNorm = false
+    var tSinRandomShift = 0
+    var tSparseSelfAttn = false
+    var tSparseCrossAttn = false
+
+    /// Reads a checkpoint's `kwargs` and refuses what this engine cannot compute.
     init(_ a: inout ModelArguments) throws {
-        try readShape(&a)
-        let wienerIters = try a.int("wiener_iters", 0)
-        let cac = try a.bool("cac", true)
-        guard cac else {
-            throw EngineError(.unsupportedModel, "model file \(a.source): HTDemucs option cac=false (Wiener filtering) is not supported by this engine")
+        try self.init(parsing: &a)
+        if let option = unsupportedOption {
+            throw EngineError(.unsupportedModel, "model file \(a.source): HTDemucs option \(option) is not supported by this engine")
         }
-        _ = wienerIters
+    }
+
+    /// Reads every option of `demucs.htdemucs.HTDemucs.__init__` that changes the model's
+    /// parameters or its inference; refuses only keys it does not know and values demucs
+    /// itself could not build.
+    init(parsing a: inout ModelArguments) throws {
+        try readShape(&a)
+        cac = try a.bool("cac", cac)
         depth = try a.int("depth", depth)
         rewrite = try a.bool("rewrite", rewrite)
-        guard a.isUnset("multi_freqs") else {
-            throw EngineError(.unsupportedModel, "model file \(a.source): HTDemucs option multi_freqs is not supported by this engine")
-        }
-        freqEmb = try a.double("freq_emb", freqEmb)
+        multiFreqs = try a.doubles("multi_freqs")
+        multiFreqsDepth = try a.int("multi_freqs_depth", multiFreqsDepth)
+        // `if freq_emb:` — None turns the embedding off.
+        freqEmb = a.isNull("freq_emb") ? 0 : try a.double("freq_emb", freqEmb)
         embScale = try a.double("emb_scale", embScale)
         kernelSize = try a.int("kernel_size", kernelSize)
         timeStride = try a.int("time_stride", timeStride)
@@ -61,41 +80,45 @@ struct HTDemucsConfig: HybridConfig, Sendable {
         try readLayerOptions(&a)
         bottomChannels = try a.int("bottom_channels", bottomChannels)
         tLayers = try a.int("t_layers", tLayers)
-        let emb = try a.string("t_emb", "sin")
-        guard emb == "sin" else {
-            throw EngineError(.unsupportedModel, "model file \(a.source): HTDemucs option t_emb=\(emb) is not supported by this engine (only \"sin\")")
-        }
+        tEmb = try a.string("t_emb", tEmb)
+        tMaxPositions = try a.int("t_max_positions", tMaxPositions)
         tHiddenScale = try a.double("t_hidden_scale", tHiddenScale)
         tHeads = try a.int("t_heads", tHeads)
         tNormIn = try a.bool("t_norm_in", tNormIn)
-        let normInGroup = try a.bool("t_norm_in_group", false)
-        if !tNormIn && normInGroup {
-            throw EngineError(.unsupportedModel, "model file \(a.source): HTDemucs option t_norm_in_group is not supported by this engine")
-        }
-        if try a.bool("t_group_norm", false) {
-            throw EngineError(.unsupportedModel, "model file \(a.source): HTDemucs option t_group_norm is not supported by this engine")
-        }
+        tNormInGroup = try a.bool("t_norm_in_group", tNormInGroup)
+        tGroupNorm = try a.bool("t_group_norm", tGroupNorm)
         tNormFirst = try a.bool("t_norm_first", tNormFirst)
         tNormOut = try a.bool("t_norm_out", tNormOut)
         tMaxPeriod = try a.double("t_max_period", tMaxPeriod)
         tLayerScale = try a.bool("t_layer_scale", tLayerScale)
         tGelu = try a.bool("t_gelu", tGelu)
         tWeightPosEmbed = try a.double("t_weight_pos_embed", tWeightPosEmbed)
-        if try a.int("t_sin_random_shift", 0) != 0 {
-            throw EngineError(.unsupportedModel, "model file \(a.source): HTDemucs option t_sin_random_shift is not supported by this engine (it makes inference random)")
-        }
-        for key in ["t_sparse_self_attn", "t_sparse_cross_attn"] where try a.bool(key, false) {
-            throw EngineError(.unsupportedModel, "model file \(a.source): HTDemucs option \(key) is not supported by this engine")
-        }
+        tSinRandomShift = try a.int("t_sin_random_shift", tSinRandomShift)
+        tSparseSelfAttn = try a.bool("t_sparse_self_attn", tSparseSelfAttn)
+        tSparseCrossAttn = try a.bool("t_sparse_cross_attn", tSparseCrossAttn)
         tCrossFirst = try a.bool("t_cross_first", tCrossFirst)
         samplerate = try a.int("samplerate", samplerate)
         segment = try a.fraction("segment", segment)
         useTrainSegment = try a.bool("use_train_segment", useTrainSegment)
-        // Training-only or initialisation-only options.
-        a.ignore("end_iters", "wiener_residual", "multi_freqs_depth", "emb_smooth", "dconv_init",
-                 "t_dropout", "t_max_positions", "t_weight_decay", "t_lr", "t_cape_mean_normalize",
+        // Training-only or initialisation-only options (wiener_* only matter without cac).
+        a.ignore("wiener_iters", "end_iters", "wiener_residual", "emb_smooth", "dconv_init",
+                 "t_dropout", "t_weight_decay", "t_lr", "t_cape_mean_normalize",
                  "t_cape_augment", "t_cape_glob_loc_scale", "t_mask_type", "t_mask_random_seed",
                  "t_sparse_attn_window", "t_global_window", "t_sparsity", "t_auto_sparsity", "rescale")
         try a.rejectUnknown(model: "HTDemucs")
+    }
+
+    /// The first option this engine does not implement, as `name=value` with why; nil when
+    /// the model can be computed.
+    var unsupportedOption: String? {
+        if !cac { return "cac=false (Wiener filtering)" }
+        if !multiFreqs.isEmpty { return "multi_freqs" }
+        if tEmb != "sin" { return "t_emb=\(tEmb) (only \"sin\")" }
+        if !tNormIn && tNormInGroup { return "t_norm_in_group" }
+        if tGroupNorm { return "t_group_norm" }
+        if tSinRandomShift != 0 { return "t_sin_random_shift (it makes inference random)" }
+        if tSparseSelfAttn { return "t_sparse_self_attn" }
+        if tSparseCrossAttn { return "t_sparse_cross_attn" }
+        return nil
     }
 }

@@ -18,6 +18,15 @@ protocol HybridConfig {
     var dconvMode: Int { get set }
     var dconvDepth: Int { get set }
     var dconvComp: Double { get set }
+    var depth: Int { get set }
+    var rewrite: Bool { get set }
+    var freqEmb: Double { get set }
+    var kernelSize: Int { get set }
+    var timeStride: Int { get set }
+    var stride: Int { get set }
+    var cac: Bool { get set }
+    var multiFreqs: [Double] { get set }
+    var multiFreqsDepth: Int { get set }
 }
 
 extension HybridConfig {
