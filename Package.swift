@@ -36,7 +36,10 @@ let package = Package(
         .target(
             name: "DemucsEngine",
             dependencies: ["COpenBLAS", "CDemucsKernels", "Julius", .product(name: "Yams", package: "Yams")],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"])]
+            // Optimised in debug builds too (the tests run real separations), with checked
+            // arithmetic, not -Ounchecked: this target parses model files, and the checks cost
+            // nothing measurable (docs/PERFORMANCE.md, "Checked arithmetic in the engine").
+            swiftSettings: [.unsafeFlags(["-O"])]
         ),
         .target(name: "AudioIO", dependencies: ["CSndFile", "CLame", "Julius"]),
         .target(
