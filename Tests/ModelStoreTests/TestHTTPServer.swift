@@ -39,7 +39,9 @@ final class TestHTTPServer: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     /// Starts serving `routes` (path → answer) on a port the kernel picks; any other path is a 404.
-    init(routes: [String: Route], lifetime: TimeInterval = 30, maxRequests: Int = 200) throws {
+    /// The lifetime is long: in a full `swift test` on two cores a test that made its server can
+    /// wait more than 30 s for a thread before its request goes out (measured: 34–44 s).
+    init(routes: [String: Route], lifetime: TimeInterval = 300, maxRequests: Int = 200) throws {
         self.routes = routes
         self.deadline = ProcessInfo.processInfo.systemUptime + lifetime
         self.maxRequests = maxRequests
