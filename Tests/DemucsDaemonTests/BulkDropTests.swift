@@ -20,13 +20,17 @@ extension DaemonEndToEnd {
             defer { daemon.stop() }
             let count = 500, slow = 20
             let names = (0..<count).map { String(format: "bulk-%03d.wav", $0) }
-            var contents: [Data] = []
+            // Four songs under 500 names: four separations, the rest reuse their stems, so the
+            // test costs seconds of CPU, not minutes. A half-written file is other content, so
+            // separating one would still show (a fifth hash, a short stem, a second job).
+            var songs: [Data] = []
             var frames = 0
-            for k in 0..<count {
+            for k in 0..<4 {
                 let path = daemon.root + "/source.wav"
                 frames = try TestAudio.write(path, seconds: 0.25, seed: 10_000 + UInt64(k))
-                contents.append(try Data(contentsOf: URL(fileURLWithPath: path)))
+                songs.append(try Data(contentsOf: URL(fileURLWithPath: path)))
             }
+            let contents = (0..<count).map { songs[$0 % songs.count] }
             let queueLimit = Int((try? String(contentsOfFile: "/proc/sys/fs/inotify/max_queued_events", encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 16384
             let rounds = queueLimit / count + 4
@@ -77,7 +81,8 @@ extension DaemonEndToEnd {
             #expect(daemon.log.contains("inotify queue overflowed"), "the drop did not overflow the watch; the test proves nothing")
             #expect(jobs.count == count, "each file once: \(jobs.count) jobs for \(count) files")
             #expect(Set(jobs.map(\.inputName)) == Set(names))
-            #expect(jobs.allSatisfy { $0.attempts == 1 && $0.reusedFrom == nil })
+            #expect(jobs.allSatisfy { $0.attempts == 1 })
+            #expect(jobs.filter { $0.reusedFrom == nil }.count == songs.count, "one separation per song")
             let stems = ["bass", "drums", "other", "vocals"].map { "\($0).wav" }
             for name in names {
                 let folder = daemon.output + "/" + String(name.dropLast(".wav".count))
