@@ -65,6 +65,37 @@ import Testing
             #expect(results.value[.bf16] == alone16, "the bf16 separation ran with the other's settings")
         }
     }
+
+    /// Two separations with different block sizes and thread counts at the same time. Where the
+    /// CPU's BLAS rounds differently with the shape of a block (AVX2; not AVX-512), the two
+    /// settings give different bits, so a separation that ran with the other's settings shows.
+    static let tunings: [(threads: Int, tuning: KernelTuning)] = [
+        (1, KernelTuning()),
+        (2, KernelTuning(splitMinimumWork: 1, gluBlockFloats: 1024, queryBlock: 8)),
+    ]
+
+    static func separateWithTuning(_ k: Int) throws -> [Float] {
+        let bag = try ModelRepository(root: FixturePaths.root + "/models").load("tiny4")
+        var options = SeparationOptions(shifts: 0, segment: Fraction(1, 2), threads: tunings[k].threads)
+        options.tuning = tunings[k].tuning
+        return try Separator(bag: bag, options: options).separate(track(88_200)).data
+    }
+
+    static let aloneWithTuning: [[Float]] = (0..<2).map { (try? separateWithTuning($0)) ?? [] }
+
+    @Test(.enabled(if: aloneWithTuning[0] != aloneWithTuning[1],
+                   "both block layouts give the same bits on this CPU (the bf16 case covers it where AVX512_BF16 exists)"))
+    func twoSeparationsSideBySideKeepTheirOwnBlocksAndThreads() throws {
+        for _ in 0..<3 {
+            let results = Locked<[Int: [Float]]>([:])
+            DispatchQueue.concurrentPerform(iterations: 2) { k in
+                let out = try? Self.separateWithTuning(k)
+                results.mutate { $0[k] = out }
+            }
+            #expect(results.value[0] == Self.aloneWithTuning[0], "the first separation ran with the other's settings")
+            #expect(results.value[1] == Self.aloneWithTuning[1], "the second separation ran with the other's settings")
+        }
+    }
 }
 
 /// A value shared between test threads.
