@@ -1,10 +1,11 @@
 import CSndFile
 
-/// Reads audio files into planar float buffers through libsndfile.
+/// Reads audio files into planar float buffers through libsndfile, and through ffmpeg
+/// (`FFmpegDecoder`) what libsndfile does not recognise.
 ///
-/// libsndfile (1.2 on Debian 12) covers every input format demucsd accepts: WAV (16/24/32-bit
-/// integer and float), AIFF, FLAC, Ogg Vorbis, Opus and MP3, detected from content, not from the
-/// extension. Integer PCM is normalised the libsndfile way (16-bit divides by 32768), which is
+/// libsndfile (1.2 on Debian 12) reads WAV (16/24/32-bit integer and float), AIFF, FLAC, Ogg
+/// Vorbis, Opus and MP3, detected from content, not from the extension; `load` hands any other
+/// file (AAC, ALAC, WMA, video files) to ffmpeg. Integer PCM is normalised the libsndfile way (16-bit divides by 32768), which is
 /// also what torchaudio/soundfile give demucs.
 public enum AudioDecoder {
     /// Frames read per libsndfile call; large enough to amortise the call, small enough to keep
@@ -69,9 +70,28 @@ public enum AudioDecoder {
     /// Decodes, then converts to `channels` channels (demucs rules), then resamples to
     /// `sampleRate` (julius) — the same order as demucs's `convert_audio`, which matters because
     /// down-mixing before resampling is not bit-identical to the reverse.
-    public static func load(path: String, sampleRate: Int, channels: Int) throws -> AudioBuffer {
-        let decoded = try decode(path: path)
+    ///
+    /// A file libsndfile does not recognise goes to `ffmpeg` (``FFmpegDecoder``), as in demucs:
+    /// ffmpeg resamples (`-ar`), then the channels are converted by demucs's rule. Without ffmpeg
+    /// such a file fails with a reason that says how to install it.
+    public static func load(path: String, sampleRate: Int, channels: Int,
+                            ffmpeg: FFmpegDecoder? = FFmpegDecoder.onPath()) throws -> AudioBuffer {
         do {
+            let decoded: AudioBuffer
+            do {
+                decoded = try decode(path: path)
+            } catch let error as AudioIOError where error.kind == .unsupportedFormat {
+                guard let ffmpeg else {
+                    throw AudioIOError(.unsupportedFormat, .decode, path: path,
+                                       reason: "\(error.reason); formats libsndfile does not read (AAC/.m4a, Opus/.webm, video files) need ffmpeg, which is not installed: apt install ffmpeg")
+                }
+                do {
+                    return try ffmpeg.decode(path: path, sampleRate: sampleRate).convertingChannels(to: channels)
+                } catch let second as AudioIOError where second.kind == .unsupportedFormat {
+                    // Neither reads it: both reasons, libsndfile's first.
+                    throw AudioIOError(.unsupportedFormat, .decode, path: path, reason: "\(error.reason); \(second.reason)")
+                }
+            }
             return try decoded.convertingChannels(to: channels).resampled(to: sampleRate)
         } catch var error as AudioIOError {
             error.path = path
