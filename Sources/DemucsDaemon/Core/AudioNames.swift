@@ -1,9 +1,12 @@
-/// Which file names the daemon treats as audio. Anything else dropped into `input/` (cover art,
-/// playlists, notes) is ignored with a journal line rather than failing as a job.
+/// Which file names the daemon treats as audio: what libsndfile reads (first line) and what
+/// ffmpeg reads beside it (audio containers, then video files, whose first audio stream is
+/// taken). Anything else dropped into `input/` (cover art, playlists, notes) is ignored with a
+/// journal line rather than failing as a job. The README lists the same set.
 enum AudioNames {
     static let extensions: Set<String> = [
-        "wav", "wave", "flac", "mp3", "ogg", "oga", "opus", "aif", "aiff", "aifc", "au", "snd",
-        "caf", "w64", "rf64", "m4a", "aac", "wma", "mp4", "mka", "webm", "alac", "ape", "wv",
+        "wav", "wave", "flac", "mp3", "ogg", "oga", "opus", "aif", "aiff", "aifc", "au", "snd", "caf", "w64", "rf64",
+        "m4a", "m4b", "aac", "alac", "wma", "mka", "webm", "ape", "wv", "ac3", "tta",
+        "mp4", "m4v", "mkv", "mov", "avi",
     ]
 
     static func isAudio(_ name: String) -> Bool {

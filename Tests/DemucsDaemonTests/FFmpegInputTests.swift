@@ -1,0 +1,45 @@
+import AudioIO
+import Foundation
+import JobStore
+import Testing
+
+extension DaemonEndToEnd {
+    /// Inputs only ffmpeg reads, dropped into the watch folder of the real daemon.
+    @Suite(.enabled(if: FFmpegDecoder.onPath() != nil, "ffmpeg is not installed (tools/install-deps.sh installs it)"))
+    struct FFmpegInput {
+        static func encode(_ source: String, _ arguments: [String], _ target: String) throws {
+            try shell(FFmpegDecoder.onPath()!.executable,
+                      ["-nostdin", "-loglevel", "error", "-y", "-i", source] + arguments + [target])
+        }
+
+        @Test func m4aWebmAndMp4GetTheirStemsAndANonAudioM4aFailsWithAReason() throws {
+            let daemon = try DaemonHarness()
+            defer { daemon.stop() }
+            let source = daemon.root + "/source.wav"
+            try TestAudio.write(source, seconds: 2, seed: 808)
+            let made = [("song.m4a", ["-c:a", "aac"]), ("clip.webm", ["-c:a", "libopus"]), ("video.mp4", ["-c:a", "aac"])]
+            var frames: [String: Int] = [:]
+            for (name, codec) in made {
+                try Self.encode(source, codec, daemon.root + "/" + name)
+                frames[name] = try AudioDecoder.load(path: daemon.root + "/" + name, sampleRate: 44100, channels: 2).frameCount
+            }
+            try Data("not audio at all\n".utf8).write(to: URL(fileURLWithPath: daemon.root + "/notes.m4a"))
+            try daemon.startAndWaitReady()
+            for name in made.map(\.0) + ["notes.m4a"] {
+                try shell("/bin/cp", [daemon.root + "/" + name, daemon.input + "/" + name])
+            }
+            try daemon.waitUntilDone(made.map(\.0), timeout: 120)
+            for (name, _) in made {
+                try daemon.expectCompleteOutput(String(name.split(separator: ".")[0]), frames: frames[name]!)
+            }
+            let failed = try daemon.waitForJobs("notes.m4a to fail") { jobs in
+                jobs.contains { $0.inputName == "notes.m4a" && $0.state == .failed }
+            }.first { $0.inputName == "notes.m4a" }
+            #expect(failed?.error?.contains("ffmpeg") == true, "\(failed?.error ?? "-")")
+            #expect(failed?.attempts == 1, "a file that is not audio fails at once")
+            #expect(!FileManager.default.fileExists(atPath: daemon.output + "/notes"))
+            #expect(daemon.isRunning)
+            #expect(daemon.stop() == 0)
+        }
+    }
+}
