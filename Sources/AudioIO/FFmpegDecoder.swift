@@ -42,11 +42,12 @@ public struct FFmpegDecoder: Sendable {
 
     /// The arguments for decoding the file on the child's standard input, resampled to
     /// `sampleRate` when given. The file is opened by us and handed over as stdin, read by
-    /// ffmpeg as `/dev/stdin` (a file it can seek, which MP4 needs): no file name reaches its
+    /// ffmpeg as `/proc/self/fd/0` (a file it can seek, which MP4 needs; not `/dev/stdin`, which
+    /// a unit's private `/dev` need not have): no file name reaches its
     /// command line, so a name ffmpeg would take for a protocol or an option (`http:…`, `-x`)
     /// is just a name, and `/proc/self/fd/N` paths (the daemon's one open input) work.
     static func arguments(sampleRate: Int?) -> [String] {
-        var arguments = ["-nostdin", "-hide_banner", "-loglevel", "error", "-i", "file:/dev/stdin",
+        var arguments = ["-nostdin", "-hide_banner", "-loglevel", "error", "-i", "file:/proc/self/fd/0",
                          "-map", "0:a:0", "-map_metadata", "-1", "-threads", "1",
                          "-f", "wav", "-acodec", "pcm_f32le", "-bitexact"]
         if let sampleRate { arguments += ["-ar", String(sampleRate)] }
@@ -100,7 +101,7 @@ public struct FFmpegDecoder: Sendable {
         messages.wait()
 
         // ffmpeg names its input by the name it was given: ours is always the same one.
-        let said = messages.text.replacingOccurrences(of: "file:/dev/stdin: ", with: "")
+        let said = messages.text.replacingOccurrences(of: "file:/proc/self/fd/0: ", with: "")
             .split(whereSeparator: \.isNewline).suffix(3).joined(separator: "; ")
         if timedOut.isSet {
             throw AudioIOError(.corruptFile, .decode, path: path,
