@@ -81,6 +81,7 @@ import Testing
         max_file_size_mb = 0
         max_duration_minutes = 120
         settle_seconds = 2
+        ffmpeg = "/opt/ffmpeg/bin/ffmpeg"
         """
         let config = try DaemonConfig.parse(text)
         #expect(config.data == "/srv/demucs")
@@ -89,7 +90,8 @@ import Testing
         #expect(config.output == OutputConfig(wav: false, wavFormat: .float32, mp3: true, mp3Bitrate: 192, mp3Preset: 5,
                                               flac: true, clipMode: .clamp))
         #expect(config.jobs == JobsConfig(workers: 2, threads: 8, retryLimit: 0, onSuccess: .move, onFailure: .move,
-                                          maxFileSizeMB: 0, maxDurationMinutes: 120, settleSeconds: 2))
+                                          maxFileSizeMB: 0, maxDurationMinutes: 120, settleSeconds: 2,
+                                          ffmpeg: "/opt/ffmpeg/bin/ffmpeg"))
 
         // Derived values the daemon uses.
         #expect(config.output.formats == [.flac, .mp3])

@@ -41,5 +41,25 @@ extension DaemonEndToEnd {
             #expect(daemon.isRunning)
             #expect(daemon.stop() == 0)
         }
+
+        /// A machine without ffmpeg on PATH (the daemon's own `PATH` here): the job fails with a
+        /// reason that says how to install it, and the daemon carries on.
+        @Test func withoutFFmpegAnM4aFailsSayingHowToInstallIt() throws {
+            let daemon = try DaemonHarness()
+            defer { daemon.stop() }
+            let source = daemon.root + "/source.wav"
+            try TestAudio.write(source, seconds: 1, seed: 809)
+            try Self.encode(source, ["-c:a", "aac"], daemon.root + "/song.m4a")
+            try daemon.start(environment: ["PATH": daemon.root + "/no-such-folder"])
+            try #require(waitUntil(timeout: 30) { daemon.log.contains("started") }, "\(daemon.log)")
+            try FileManager.default.createDirectory(atPath: daemon.input, withIntermediateDirectories: true)
+            try shell("/bin/cp", [daemon.root + "/song.m4a", daemon.input + "/song.m4a"])
+            let job = try daemon.waitForJobs("song.m4a to fail") { jobs in
+                jobs.contains { $0.inputName == "song.m4a" && $0.state == .failed }
+            }.first { $0.inputName == "song.m4a" }
+            #expect(job?.error?.contains("apt install ffmpeg") == true, "\(job?.error ?? "-")")
+            #expect(daemon.isRunning)
+            #expect(daemon.stop() == 0)
+        }
     }
 }

@@ -50,7 +50,7 @@ public struct DaemonConfig: Sendable, Equatable {
         ("separation", ["shifts", "overlap", "segment", "two_stems", "precision"]),
         ("output", ["wav", "wav_format", "mp3", "mp3_bitrate", "mp3_preset", "flac", "clip_mode"]),
         ("jobs", ["workers", "threads", "retry_limit", "on_success", "on_failure", "max_file_size_mb",
-                  "max_duration_minutes", "settle_seconds"]),
+                  "max_duration_minutes", "settle_seconds", "ffmpeg"]),
     ]
 
     /// Reads the configuration file at `path`; nil gives the defaults (the daemon without `--config`).

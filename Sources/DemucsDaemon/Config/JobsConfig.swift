@@ -18,10 +18,13 @@ public struct JobsConfig: Sendable, Equatable {
     /// A new file must stay unchanged this long before it is picked up, so that a song still
     /// being copied into the input folder is not read half-written.
     public var settleSeconds: Double
+    /// The `ffmpeg` that decodes what libsndfile cannot read (AAC, video files, …); nil: the
+    /// one on `PATH`.
+    public var ffmpeg: String?
 
     public init(workers: Int = 1, threads: Int = 0, retryLimit: Int = 3, onSuccess: SuccessDisposition = .keep,
                 onFailure: FailureDisposition = .keep, maxFileSizeMB: Int = 2048, maxDurationMinutes: Int = 60,
-                settleSeconds: Double = 1.0) {
+                settleSeconds: Double = 1.0, ffmpeg: String? = nil) {
         self.workers = workers
         self.threads = threads
         self.retryLimit = retryLimit
@@ -30,6 +33,7 @@ public struct JobsConfig: Sendable, Equatable {
         self.maxFileSizeMB = maxFileSizeMB
         self.maxDurationMinutes = maxDurationMinutes
         self.settleSeconds = settleSeconds
+        self.ffmpeg = ffmpeg
     }
 
     /// `maxFileSizeMB` in bytes (MiB), or nil for no limit.
@@ -63,6 +67,8 @@ public struct JobsConfig: Sendable, Equatable {
                                             range: 0...10_080, what: "duration in minutes", note: "0 = no limit")
         settleSeconds = try reader.double("settle_seconds", default: defaults.settleSeconds, range: 0...3600,
                                           rangeText: "0..3600", what: "settle time in seconds")
+        let ffmpeg = try reader.string("ffmpeg", default: "")
+        self.ffmpeg = ffmpeg.isEmpty ? nil : ffmpeg
         try reader.rejectUnknownKeys()
     }
 }

@@ -78,7 +78,8 @@ struct JobRunner: Sendable {
                 do {
                     let audio: AudioBuffer
                     do {
-                        audio = try AudioDecoder.load(path: input.decodePath, sampleRate: bag.samplerate, channels: bag.audioChannels)
+                        audio = try AudioDecoder.load(path: input.decodePath, sampleRate: bag.samplerate, channels: bag.audioChannels,
+                                                      ffmpeg: settings.ffmpeg)
                     } catch let error as AudioIOError {
                         throw PermanentFailure(error.description.replacingOccurrences(of: input.decodePath, with: job.inputName))
                     }

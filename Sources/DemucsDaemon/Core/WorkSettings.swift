@@ -31,6 +31,10 @@ public struct WorkSettings: Sendable {
         config.jobs.maxDurationMinutes == 0 ? .infinity : Double(config.jobs.maxDurationMinutes) * 60
     }
     public var settleSeconds: Double { config.jobs.settleSeconds }
+    /// The decoder for files libsndfile cannot read: the configured ffmpeg, else the one on PATH.
+    public var ffmpeg: FFmpegDecoder? {
+        config.jobs.ffmpeg.map { FFmpegDecoder(executable: $0) } ?? FFmpegDecoder.onPath()
+    }
 
     /// Everything besides the content and the model that the published files depend on:
     /// stems, separation settings, formats and their encoder settings. Stems are reused only
