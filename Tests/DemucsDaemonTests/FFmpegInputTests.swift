@@ -12,7 +12,7 @@ extension DaemonEndToEnd {
                       ["-nostdin", "-loglevel", "error", "-y", "-i", source] + arguments + [target])
         }
 
-        @Test func m4aWebmAndMp4GetTheirStemsAndANonAudioM4aFailsWithAReason() throws {
+        @Test func m4aWebmAndMp4GetTheirStemsAndBrokenM4aFilesFailWithAReason() throws {
             let daemon = try DaemonHarness()
             defer { daemon.stop() }
             let source = daemon.root + "/source.wav"
@@ -24,20 +24,27 @@ extension DaemonEndToEnd {
                 frames[name] = try AudioDecoder.load(path: daemon.root + "/" + name, sampleRate: 44100, channels: 2).frameCount
             }
             try Data("not audio at all\n".utf8).write(to: URL(fileURLWithPath: daemon.root + "/notes.m4a"))
+            let whole = try Data(contentsOf: URL(fileURLWithPath: daemon.root + "/song.m4a"))
+            try whole.prefix(whole.count / 3).write(to: URL(fileURLWithPath: daemon.root + "/cut.m4a"))
             try daemon.startAndWaitReady()
-            for name in made.map(\.0) + ["notes.m4a"] {
+            for name in made.map(\.0) + ["notes.m4a", "cut.m4a"] {
                 try shell("/bin/cp", [daemon.root + "/" + name, daemon.input + "/" + name])
             }
             try daemon.waitUntilDone(made.map(\.0), timeout: 120)
             for (name, _) in made {
                 try daemon.expectCompleteOutput(String(name.split(separator: ".")[0]), frames: frames[name]!)
             }
-            let failed = try daemon.waitForJobs("notes.m4a to fail") { jobs in
-                jobs.contains { $0.inputName == "notes.m4a" && $0.state == .failed }
-            }.first { $0.inputName == "notes.m4a" }
-            #expect(failed?.error?.contains("ffmpeg") == true, "\(failed?.error ?? "-")")
-            #expect(failed?.attempts == 1, "a file that is not audio fails at once")
-            #expect(!FileManager.default.fileExists(atPath: daemon.output + "/notes"))
+            // Not audio, and an .m4a cut short (its index at the end is gone): each fails at
+            // once with ffmpeg's reason, and nothing of theirs appears in output/.
+            let jobs = try daemon.waitForJobs("notes.m4a and cut.m4a to fail") { jobs in
+                ["notes.m4a", "cut.m4a"].allSatisfy { name in jobs.contains { $0.inputName == name && $0.state == .failed } }
+            }
+            for name in ["notes.m4a", "cut.m4a"] {
+                let failed = jobs.first { $0.inputName == name }
+                #expect(failed?.error?.contains("ffmpeg") == true, "\(name): \(failed?.error ?? "-")")
+                #expect(failed?.attempts == 1, "\(name): a file that cannot be decoded fails at once")
+                #expect(!FileManager.default.fileExists(atPath: daemon.output + "/" + String(name.dropLast(4))))
+            }
             #expect(daemon.isRunning)
             #expect(daemon.stop() == 0)
         }
