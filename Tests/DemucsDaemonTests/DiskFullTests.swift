@@ -47,29 +47,62 @@ final class SmallFilesystem {
 
 extension DaemonEndToEnd {
     /// Why (5) for the disk: a full disk used to burn `retry_limit` separations per job and
-    /// then fail it. It is a fault of the machine: the job waits without an attempt counted, the
-    /// queue pauses and says why, nothing half-written appears in `output/`, and the job
-    /// completes once space returns.
-    @Suite struct DiskFull {
+    /// then fail it. Two cases: a job whose stems cannot fit in what is free fails at once,
+    /// saying what it needs and what is free; a disk that fills while a job runs is a fault of
+    /// the machine: the job waits without an attempt counted, the queue pauses and says why,
+    /// nothing half-written appears in `output/`, and the job completes once space returns.
+    @Suite(.serialized) struct DiskFull {
+        static func fill(_ disk: SmallFilesystem, leaving room: Int, at path: String) throws {
+            try Data(count: max(disk.freeBytes - room, 0)).write(to: URL(fileURLWithPath: path))
+        }
+
         @Test(.enabled(if: SmallFilesystem.canMount, "mounting a tmpfs needs root or CAP_SYS_ADMIN"))
-        func aFullDiskPausesTheQueueAndTheJobCompletesWhenSpaceReturns() throws {
-            let daemon = try DaemonHarness(config: DaemonHarness.quickConfig + "retry_limit = 1\n")
+        func aJobWhoseStemsCannotFitFailsSayingWhatItNeeds() throws {
+            let daemon = try DaemonHarness()
             let disk = try SmallFilesystem(at: daemon.data, bytes: 16 << 20)
             defer {
                 daemon.stop()
                 disk.unmount()
             }
-            let source = daemon.root + "/full.wav"
-            let frames = try TestAudio.write(source, seconds: 4, seed: 707)
+            let source = daemon.root + "/big.wav"
+            try TestAudio.write(source, seconds: 4, seed: 706)
             let inputBytes = try #require(try FileManager.default.attributesOfItem(atPath: source)[.size] as? Int)
             try daemon.startAndWaitReady()
+            try Self.fill(disk, leaving: inputBytes + (768 << 10), at: daemon.data + "/filler")
+            try shell("/bin/cp", [source, daemon.input + "/big.wav"])
+            let jobs = try daemon.waitForJobs("big.wav to fail") { jobs in
+                jobs.contains { $0.inputName == "big.wav" && $0.state == .failed }
+            }
+            let job = jobs.first { $0.inputName == "big.wav" }
+            let error = job?.error ?? ""
+            #expect(error.range(of: #"stems need [0-9.]+ MB, [0-9.]+ MB free"#, options: .regularExpression) != nil, "\(error)")
+            #expect(job?.attempts == 1)
+            #expect(daemon.entries(daemon.output) == [])
+            #expect(daemon.entries(daemon.staging) == [])
+            #expect(daemon.isRunning)
+            #expect(daemon.stop() == 0)
+        }
 
-            // Leave room for the input and the database's growth, not for the stems (four WAVs
-            // of the input's size and four MP3s).
-            let filler = daemon.data + "/filler"
-            let room = inputBytes + (768 << 10)
-            try Data(count: max(disk.freeBytes - room, 0)).write(to: URL(fileURLWithPath: filler))
+        @Test(.enabled(if: SmallFilesystem.canMount, "mounting a tmpfs needs root or CAP_SYS_ADMIN"))
+        func aDiskThatFillsDuringAJobPausesTheQueueAndTheJobCompletesWhenSpaceReturns() throws {
+            let daemon = try DaemonHarness(config: DaemonHarness.oneThreadConfig + "retry_limit = 1\n")
+            let disk = try SmallFilesystem(at: daemon.data, bytes: 64 << 20)
+            defer {
+                daemon.stop()
+                disk.unmount()
+            }
+            let source = daemon.root + "/full.wav"
+            let frames = try TestAudio.write(source, seconds: 30, seed: 707)
+            try daemon.startAndWaitReady()
             try shell("/bin/cp", [source, daemon.input + "/full.wav"])
+
+            // Once the separation is under way (the space check passed), something else fills
+            // the disk: the stems cannot be written.
+            let filler = daemon.data + "/filler"
+            try daemon.waitForJobs("full.wav to be separating") { jobs in
+                jobs.contains { $0.inputName == "full.wav" && $0.state == .running && $0.progress > 0 }
+            }
+            try Self.fill(disk, leaving: 768 << 10, at: filler)
 
             let paused = waitUntil(timeout: 60) {
                 let problem = (try daemon.statusJSON().object["daemon"] as? [String: Any])?["problem"] as? String

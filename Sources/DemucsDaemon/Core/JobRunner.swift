@@ -93,6 +93,12 @@ struct JobRunner: Sendable {
                     throw PermanentFailure(String(format: "the audio lasts %.0f s, over the limit of %.0f s (max_duration_minutes)", seconds, settings.maxDuration))
                 }
                 guard frames > 0 else { throw PermanentFailure("the file holds no audio") }
+                let stemCount = settings.twoStems != nil ? 2 : bag.sources.count
+                let needed = OutputBudget.bytes(frames: frames, sampleRate: bag.samplerate, channels: bag.audioChannels,
+                                                stems: stemCount, formats: settings.formats)
+                if let free = OutputBudget.freeBytes(at: dir), needed > free {
+                    throw PermanentFailure("its stems need \(OutputBudget.megabytes(needed)), \(OutputBudget.megabytes(free)) free on the data folder's disk")
+                }
                 var stems = try separate(consume mix, claim: claim, bag: bag, settings: settings, progress: progress,
                                          stopRequested: stopRequested)
                 outputs = try write(&stems, bag: bag, settings: settings, into: dir)
