@@ -140,4 +140,24 @@ import Glibc
         ])
         #expect(ReloadCheck.unchangeable(from: old, to: old).isEmpty)
     }
+
+    // MARK: OutputBudget
+
+    @Test func theStemBudgetCountsEveryFormat() {
+        // 10 s of stereo at 44.1 kHz: 1,764,000 bytes per 16-bit WAV, 400,000 per 320 kbit/s MP3 (+10%).
+        let frames = 441_000
+        let wav16 = EncodeOptions(format: .wav, bitsPerSample: 16)
+        let float = EncodeOptions(format: .wav, asFloat: true)
+        let mp3 = EncodeOptions(format: .mp3, mp3Bitrate: 320)
+        let flac24 = EncodeOptions(format: .flac, bitsPerSample: 24)
+        func budget(_ formats: [EncodeOptions], stems: Int = 4) -> Int64 {
+            OutputBudget.bytes(frames: frames, sampleRate: 44_100, channels: 2, stems: stems,
+                               formats: formats.map { ("x", $0) })
+        }
+        let slack: Int64 = 1 << 20
+        #expect(budget([wav16]) == 4 * (1_764_000 + 4096) + slack)
+        #expect(budget([float]) == 4 * (3_528_000 + 4096) + slack)
+        #expect(budget([flac24], stems: 2) == 2 * (2_646_000 + 4096) + slack)
+        #expect(budget([wav16, mp3]) == 4 * (1_764_000 + 4096 + 440_000 + 4096) + slack)
+    }
 }
