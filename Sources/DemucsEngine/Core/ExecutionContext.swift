@@ -1,19 +1,20 @@
 import Foundation
 
-/// Block sizes of the kernels that cut their work into blocks. The results do not depend on
-/// them (each block is computed the same way); tests choose small ones to exercise partial
-/// blocks and block edges.
+/// Block sizes of the kernels that cut their work into blocks. Every block is computed the same
+/// way, so they change at most the last bits of a result (OpenBLAS's AVX2 kernels round
+/// differently with the shape of a product; ThreadCountTests bounds the difference); tests
+/// choose small ones to exercise partial blocks and block edges.
 public struct KernelTuning: Sendable, Equatable {
     /// Products at least this large (m·n·k) are split across the context's threads by the
     /// engine itself rather than by the BLAS's pool (OpenBLAS's idle threads spin between
     /// products, taking the core from the elementwise work that runs between them).
-    public var splitMinimumWork = 1 << 20
+    public var splitMinimumWork: Int
     /// Floats of one block of a convolution's output before its GLU is applied.
-    public var gluBlockFloats = 1 << 18
+    public var gluBlockFloats: Int
     /// Floats of one block of the Winograd transforms.
-    public var winogradBlockFloats = 1 << 22
+    public var winogradBlockFloats: Int
     /// Query rows of one attention task.
-    public var queryBlock = 64
+    public var queryBlock: Int
 
     public init(splitMinimumWork: Int = 1 << 20, gluBlockFloats: Int = 1 << 18,
                 winogradBlockFloats: Int = 1 << 22, queryBlock: Int = 64) {

@@ -107,9 +107,6 @@ enum GEMM {
     /// Products smaller than this (m·n·k) stay in float32: packing would cost more than it saves.
     static let bf16MinimumWork = 1 << 18
 
-    /// The number of threads the BLAS uses inside one multiply.
-    static var threads: Int { Int(openblas_get_num_threads()) }
-
     /// Makes the BLAS single-threaded, once for the process: the engine splits large products
     /// over its own threads (`splitMinimumWork`), and OpenBLAS's thread count is a process
     /// global that no separation may set and restore around itself.

@@ -20,7 +20,7 @@ public struct SeparationOptions: Sendable, Equatable {
     public var seed: UInt64?
     /// The arithmetic of the matrix multiplies (`float32` as PyTorch, or the faster `bf16`).
     public var precision: EnginePrecision = .float32
-    /// The kernels' block sizes (results do not depend on them; tests choose small ones).
+    /// The kernels' block sizes (they change at most the last bits; tests choose small ones).
     public var tuning = KernelTuning()
 
     public init(shifts: Int = 1, split: Bool = true, overlap: Double = 0.25, transitionPower: Double = 1,
