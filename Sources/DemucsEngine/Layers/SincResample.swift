@@ -36,8 +36,8 @@ struct SincResample: Sendable {
             var out = Tensor(zeros: [rows, outLength])
             let size = kernelSize
             let paddedLength = length + 2 * width + old
-            // Rows × blocks of output frames, spread over the cores (a long segment has millions
-            // of samples and the rest of the model is parallel inside the BLAS).
+            // Rows × blocks of output frames, spread over the separation's threads (a long
+            // segment has millions of samples).
             let frames = (outLength + new - 1) / new
             let blockFrames = 1 << 14
             let blocks = (frames + blockFrames - 1) / blockFrames
@@ -72,10 +72,9 @@ struct SincResample: Sendable {
                                 }
                             }
                         }
-                        if tasks == 1 {
-                            work(0)
-                        } else {
-                            DispatchQueue.concurrentPerform(iterations: tasks, execute: work)
+                        // Under the separation's width and context, like every other kernel.
+                        Parallel.forEach(tasks) { range in
+                            for task in range { work(task) }
                         }
                     }
                 }
