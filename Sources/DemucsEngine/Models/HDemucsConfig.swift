@@ -80,8 +80,7 @@ struct HDemucsConfig: HybridConfig, Sendable {
         }
         multiFreqs = try a.doubles("multi_freqs")
         multiFreqsDepth = try a.int("multi_freqs_depth", multiFreqsDepth)
-        // `if freq_emb:` — None turns the embedding off.
-        freqEmb = a.isNull("freq_emb") ? 0 : try a.double("freq_emb", freqEmb)
+        try readFrequencyEmbedding(&a)
         embScale = try a.double("emb_scale", embScale)
         kernelSize = try a.int("kernel_size", kernelSize)
         stride = try a.int("stride", stride)

@@ -40,6 +40,12 @@ extension HybridConfig {
         nfft = try a.int("nfft", nfft)
     }
 
+    /// Reads `freq_emb`, the weight of the frequency embedding: demucs tests `if freq_emb:`, so
+    /// None turns the embedding off like 0.
+    mutating func readFrequencyEmbedding(_ a: inout ModelArguments) throws {
+        freqEmb = a.isNull("freq_emb") ? 0 : try a.double("freq_emb", freqEmb)
+    }
+
     /// Reads `context` … `dconv_comp`, the layer options that follow the strides.
     mutating func readLayerOptions(_ a: inout ModelArguments) throws {
         context = try a.int("context", context)
