@@ -93,7 +93,7 @@ struct JobRunner: Sendable {
                     throw PermanentFailure(String(format: "the audio lasts %.0f s, over the limit of %.0f s (max_duration_minutes)", seconds, settings.maxDuration))
                 }
                 guard frames > 0 else { throw PermanentFailure("the file holds no audio") }
-                let stemCount = settings.twoStems != nil ? 2 : bag.sources.count
+                let stemCount = Self.twoStemIndex(bag, settings) != nil ? 2 : bag.sources.count
                 let needed = OutputBudget.bytes(frames: frames, sampleRate: bag.samplerate, channels: bag.audioChannels,
                                                 stems: stemCount, formats: settings.formats)
                 if let free = OutputBudget.freeBytes(at: dir), needed > free {
@@ -227,6 +227,12 @@ struct JobRunner: Sendable {
         })
     }
 
+    /// The stem of two-stem mode (`<stem>` and `no_<stem>` are written), when it is one of the
+    /// model's; otherwise every stem is written.
+    private static func twoStemIndex(_ bag: ModelBag, _ settings: WorkSettings) -> Int? {
+        settings.twoStems.flatMap { bag.sources.firstIndex(of: $0) }
+    }
+
     /// Encodes the stems (WAV and/or FLAC, and MP3) into `dir`; returns the file names.
     private func write(_ stems: inout Stems, bag: ModelBag, settings: WorkSettings, into dir: String) throws -> [String] {
         let channels = bag.audioChannels, length = stems.length
@@ -241,7 +247,8 @@ struct JobRunner: Sendable {
                 files.append(file)
             }
         }
-        if let two = settings.twoStems, let k = bag.sources.firstIndex(of: two) {
+        if let k = Self.twoStemIndex(bag, settings) {
+            let two = bag.sources[k]
             var rest = [[Float]](repeating: [Float](repeating: 0, count: length), count: channels)
             for j in bag.sources.indices where j != k {
                 for c in 0..<channels {
