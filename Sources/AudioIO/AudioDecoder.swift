@@ -5,8 +5,8 @@ import CSndFile
 ///
 /// libsndfile (1.2 on Debian 12) reads WAV (16/24/32-bit integer and float), AIFF, FLAC, Ogg
 /// Vorbis, Opus and MP3, detected from content, not from the extension; `load` hands any other
-/// file (AAC, ALAC, WMA, video files) to ffmpeg. Integer PCM is normalised the libsndfile way (16-bit divides by 32768), which is
-/// also what torchaudio/soundfile give demucs.
+/// file (AAC, ALAC, WMA, video files) to ffmpeg. Integer PCM is normalised the libsndfile way
+/// (16-bit divides by 32768), which is also what torchaudio/soundfile give demucs.
 public enum AudioDecoder {
     /// Frames read per libsndfile call; large enough to amortise the call, small enough to keep
     /// the interleaved scratch buffer modest.
