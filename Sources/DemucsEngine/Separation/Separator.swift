@@ -47,20 +47,34 @@ public struct Separator: Sendable {
         var mono = LargeBuffer.zeros(length)
         for c in 0..<channels { for i in 0..<length { mono[i] += mix.data[c * length + i] } }
         for i in 0..<length { mono[i] /= Float(channels) }
-        let (mean, stdRaw) = mono.withUnsafeBufferPointer { Normalization.meanStd($0) }
+        let (rawMean, rawStd) = mono.withUnsafeBufferPointer { Normalization.meanStd($0) }
         mono = []
-        // demucs v2's separate.py divides by the bare standard deviation; a silent track would then
-        // give NaN there, so the epsilon stays for it.
-        let std = bag.isV2 && stdRaw > 0 ? stdRaw : stdRaw + 1e-8
+        let (mean, std) = normaliser(mean: rawMean, rawStd: rawStd)
         mix.data.withUnsafeMutableBufferPointer { p in
             for i in 0..<p.count { p[i] = (p[i] - mean) / std }
         }
 
-        // The threads are shared among the segments in flight; inside a segment they split the
-        // matrix multiplies and the elementwise work (`Parallel`). The BLAS itself runs
-        // single-threaded: its own pool's threads spin between products.
-        // These settings belong to this separation alone (`ExecutionContext`): nothing
-        // process-wide is set and restored around it.
+        return try withContext(length: length) {
+            try separateNormalised(mix, mean: mean, std: std, progress: progress, isCancelled: isCancelled)
+        }
+    }
+
+    /// The normalising statistics as demucs takes them (see `separateStems`), from the mono
+    /// mix's mean and raw standard deviation.
+    func normaliser(mean: Float, rawStd: Float) -> (mean: Float, std: Float) {
+        // demucs v2's separate.py divides by the bare standard deviation; a silent track would then
+        // give NaN there, so the epsilon stays for it.
+        (mean, bag.isV2 && rawStd > 0 ? rawStd : rawStd + 1e-8)
+    }
+
+    /// Runs `body` under this separation's execution context for a track of `length` samples.
+    ///
+    /// The threads are shared among the segments in flight; inside a segment they split the
+    /// matrix multiplies and the elementwise work (`Parallel`). The BLAS itself runs
+    /// single-threaded: its own pool's threads spin between products.
+    /// These settings belong to this separation alone (`ExecutionContext`): nothing
+    /// process-wide is set and restored around it.
+    func withContext<T>(length: Int, _ body: () throws -> T) throws -> T {
         let cores = threadCount
         let parallelSegments = options.split ? min(workerCount, max(1, totalPasses(length: length) / max(bag.models.count * max(options.shifts, 1), 1))) : 1
         _ = GEMM.singleThreadedBLAS
@@ -69,9 +83,7 @@ public struct Separator: Sendable {
                                        tuning: options.tuning)
         LargeBuffer.retainFreedBlocks()
         defer { LargeBuffer.releaseRetained() }
-        return try ExecutionContext.with(context) {
-            try separateNormalised(mix, mean: mean, std: std, progress: progress, isCancelled: isCancelled)
-        }
+        return try ExecutionContext.with(context, body)
     }
 
     /// The separation proper, on the normalised mix, under the separation's context.
@@ -98,7 +110,7 @@ public struct Separator: Sendable {
         return estimates
     }
 
-    private func segmentLength(_ model: any SeparationModel) -> Int {
+    func segmentLength(_ model: any SeparationModel) -> Int {
         (options.segment ?? model.segment).timesTruncated(model.samplerate)
     }
 
@@ -170,17 +182,7 @@ public struct Separator: Sendable {
         guard segment > 0 else { throw EngineError(.invalidArgument, "the segment length must be positive") }
         let stride = Int((1 - options.overlap) * Double(segment))
         guard stride > 0 else { throw EngineError(.invalidArgument, "overlap \(options.overlap) leaves no stride between segments") }
-        // Triangular cross-fade weights, computed as demucs does in float32.
-        let half = segment / 2
-        var weight = LargeBuffer.zeros(segment)
-        for i in 0..<half { weight[i] = Float(i + 1) }
-        for i in half..<segment { weight[i] = Float(segment - i) }
-        let peak = weight.max() ?? 1
-        let power = Float(options.transitionPower)
-        for i in 0..<segment {
-            let w = weight[i] / peak
-            weight[i] = power == 1 ? w : powf(w, power)
-        }
+        let weight = crossFade(segment)
         let grid = SegmentGrid(length: length, segment: segment, stride: stride, weight: weight)
         let offsets = Array(Swift.stride(from: 0, to: length, by: stride))
         // Segments are independent: run `workers` at a time and fold each batch in as it ends,
@@ -205,14 +207,36 @@ public struct Separator: Sendable {
         }
     }
 
+    /// Triangular cross-fade weights of a segment, computed as demucs does in float32.
+    func crossFade(_ segment: Int) -> [Float] {
+        let half = segment / 2
+        var weight = LargeBuffer.zeros(segment)
+        for i in 0..<half { weight[i] = Float(i + 1) }
+        for i in half..<segment { weight[i] = Float(segment - i) }
+        let peak = weight.max() ?? 1
+        let power = Float(options.transitionPower)
+        for i in 0..<segment {
+            let w = weight[i] / peak
+            weight[i] = power == 1 ? w : powf(w, power)
+        }
+        return weight
+    }
+
     /// Adds one pass's output `[sources, channels, n]`, which covers chunk samples
     /// `at ..< at + n`, into the stems.
-    private func fold(_ chunk: Tensor, at offset: Int, weight: [Float]?, normaliser: SegmentGrid?,
-                      into estimates: inout Stems, sink: Sink) {
+    func fold(_ chunk: Tensor, at offset: Int, weight: [Float]?, normaliser: SegmentGrid?,
+              into estimates: inout Stems, sink: Sink) {
+        fold(chunk, at: offset, weight: weight, normaliser: normaliser, into: &estimates.rows,
+             window: 0..<estimates.length, sink: sink)
+    }
+
+    /// As `fold`, into rows that hold the track samples of `window` only.
+    func fold(_ chunk: Tensor, at offset: Int, weight: [Float]?, normaliser: SegmentGrid?,
+              into rows: inout [[Float]], window: Range<Int>, sink: Sink) {
         let sources = chunk.shape[0], channels = chunk.shape[1], n = chunk.shape[2]
-        let length = estimates.length
-        // Chunk samples that land inside the track.
-        let first = max(0, sink.skip - offset), last = min(n, length + sink.skip - offset)
+        // Chunk samples that land inside the window.
+        let first = max(0, window.lowerBound + sink.skip - offset)
+        let last = min(n, window.upperBound + sink.skip - offset)
         guard first < last else { return }
         var scale = [Float](repeating: 1, count: n)
         if let weight, let normaliser {
@@ -223,8 +247,8 @@ public struct Separator: Sendable {
                 let f = sink.factors[k] * sink.scale
                 for c in 0..<channels {
                     let src = cs.baseAddress! + (k * channels + c) * n
-                    estimates.rows[k * channels + c].withUnsafeMutableBufferPointer { row in
-                        let dst = row.baseAddress! + offset - sink.skip
+                    rows[k * channels + c].withUnsafeMutableBufferPointer { row in
+                        let dst = row.baseAddress! + offset - sink.skip - window.lowerBound
                         for j in first..<last { dst[j] += f * scale[j] * src[j] }
                     }
                 }
@@ -243,7 +267,7 @@ public struct Separator: Sendable {
     }
 
     /// Runs `body` on each element on its own thread, keeping the order of results.
-    private func mapConcurrently(_ items: [Int], _ body: @escaping @Sendable (Int) throws -> Tensor) throws -> [Tensor] {
+    func mapConcurrently(_ items: [Int], _ body: @escaping @Sendable (Int) throws -> Tensor) throws -> [Tensor] {
         if items.count == 1 { return [try body(items[0])] }
         let results = ResultSlots(count: items.count)
         let context = ExecutionContext.current
@@ -257,7 +281,7 @@ public struct Separator: Sendable {
     /// neighbouring audio, zeros past the track), looked at from each offset; the outputs from
     /// `maxShift - offset` on are averaged. The padding is a real copy: a pass that needs more
     /// context than it holds sees zeros, as in v2.
-    private func applyShifted(_ model: any SeparationModel, _ chunk: AudioChunk, offsets: [Int], maxShift: Int,
+    func applyShifted(_ model: any SeparationModel, _ chunk: AudioChunk, offsets: [Int], maxShift: Int,
                               counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws -> Tensor {
         let length = chunk.length
         let padded = chunk.padded(length + 2 * maxShift)
@@ -283,19 +307,21 @@ public struct Separator: Sendable {
         return sum!
     }
 
-    private func applyOne(_ model: any SeparationModel, _ mix: AudioChunk,
+    func applyOne(_ model: any SeparationModel, _ mix: AudioChunk,
                           counter: ProgressCounter, isCancelled: (@Sendable () -> Bool)?) throws -> Tensor {
         if isCancelled?() == true { throw EngineError(.cancelled, "separation cancelled") }
         let length = mix.length
-        let valid: Int
-        if model.maxSegment != nil, let segment = options.segment {
-            valid = segment.timesTruncated(model.samplerate)
-        } else {
-            valid = try model.validLength(length)
-        }
-        let out = try model.forward(mix.padded(valid))
+        let out = try model.forward(mix.padded(validLength(model, length)))
         counter.step()
         return centerTrim(out, length)
+    }
+
+    /// The length a pass over `length` samples is padded to (with neighbouring audio).
+    func validLength(_ model: any SeparationModel, _ length: Int) throws -> Int {
+        if model.maxSegment != nil, let segment = options.segment {
+            return segment.timesTruncated(model.samplerate)
+        }
+        return try model.validLength(length)
     }
 
     /// Keeps the centre `length` samples of `[sources, channels, n]` (demucs's `center_trim`).
