@@ -11,7 +11,7 @@ import Darwin
 /// complete new one, or nothing, and a failed or interrupted write never leaves a truncated file
 /// at the final path. The temporary lives in the same folder so the rename stays atomic (same
 /// file system).
-struct AtomicFile: ~Copyable {
+final class AtomicFile {
     let finalPath: String
     let tempPath: String
     /// Open read-write descriptor on `tempPath`.
@@ -77,7 +77,7 @@ struct AtomicFile: ~Copyable {
     }
 
     /// Flushes to disk and renames onto the final path. On failure the temporary file is removed.
-    consuming func commit() throws {
+    func commit() throws {
         finished = true
         if fsync(fd) != 0 {
             let code = errno
@@ -105,7 +105,8 @@ struct AtomicFile: ~Copyable {
     }
 
     /// Closes and deletes the temporary file; nothing is left behind.
-    consuming func abort() {
+    func abort() {
+        guard !finished else { return }
         finished = true
         close(fd)
         unlink(tempPath)

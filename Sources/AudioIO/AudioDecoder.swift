@@ -20,6 +20,25 @@ public enum AudioDecoder {
     }
 
     private static func decodeLoudly(path: String) throws -> AudioBuffer {
+        var channels: [[Float]] = []
+        let format = try decodeBlocksLoudly(path: path, hint: { hint, count in
+            channels = Array(repeating: [], count: count)
+            for c in 0..<count { channels[c].reserveCapacity(hint) }
+        }) { block in
+            for c in channels.indices { channels[c].append(contentsOf: block.channels[c]) }
+        }
+        return AudioBuffer(sampleRate: format.sampleRate, channels: channels)
+    }
+
+    /// Decodes with libsndfile block by block, handing each block to `body`; returns the
+    /// file's format and length. The same checks as `decode` (a truncated file throws once its
+    /// end is reached, after the blocks before it were handed on).
+    public static func decodeBlocks(path: String, _ body: (AudioBuffer) throws -> Void) throws -> (sampleRate: Int, channels: Int, frames: Int) {
+        try StderrSilencer.silenced { try decodeBlocksLoudly(path: path, hint: { _, _ in }, body) }
+    }
+
+    private static func decodeBlocksLoudly(path: String, hint: (Int, Int) -> Void,
+                                           _ body: (AudioBuffer) throws -> Void) throws -> (sampleRate: Int, channels: Int, frames: Int) {
         try FileChecks.requireReadableFile(path)
         let file = try SndFile(readingFrom: path)
         defer { _ = file.close() }
@@ -30,24 +49,26 @@ public enum AudioDecoder {
             throw AudioIOError(.corruptFile, .decode, path: path,
                                reason: "header declares \(channelCount) channels at \(sampleRate) Hz")
         }
-
-        var channels = Array(repeating: [Float](), count: channelCount)
         // `frames` is exact for PCM and FLAC and an estimate for compressed streams; use it only
         // as a capacity hint (bounded, so a lying header cannot make us reserve gigabytes).
-        let hint = Int(clamping: max(0, min(file.info.frames, 1 << 26)))
-        for c in 0..<channelCount { channels[c].reserveCapacity(hint) }
+        hint(Int(clamping: max(0, min(file.info.frames, 1 << 26))), channelCount)
 
         var scratch = [Float](repeating: 0, count: chunkFrames * channelCount)
+        var total = 0
         while true {
             let got = scratch.withUnsafeMutableBufferPointer {
                 file.readFloat(into: $0.baseAddress!, frames: chunkFrames)
             }
             if got <= 0 { break }
+            var channels = Array(repeating: [Float](), count: channelCount)
             scratch.withUnsafeBufferPointer { src in
                 for c in 0..<channelCount {
+                    channels[c].reserveCapacity(got)
                     channels[c].append(contentsOf: StrideSampleSequence(src, offset: c, stride: channelCount, count: got))
                 }
             }
+            total += got
+            try body(AudioBuffer(sampleRate: sampleRate, channels: channels))
         }
         if file.hasError {
             throw AudioIOError(.corruptFile, .decode, path: path, reason: file.errorReason)
@@ -57,14 +78,14 @@ public enum AudioDecoder {
         // MPEG and Ogg lengths can be estimates, so they are exempt.
         let declared = Int(clamping: file.info.frames)
         let exactLength = file.majorFormat != SF_FORMAT_MPEG && file.majorFormat != SF_FORMAT_OGG
-        if exactLength && declared > 0 && channels[0].count < declared {
+        if exactLength && declared > 0 && total < declared {
             throw AudioIOError(.corruptFile, .decode, path: path,
-                               reason: "truncated or corrupt: the header declares \(declared) frames but only \(channels[0].count) could be decoded")
+                               reason: "truncated or corrupt: the header declares \(declared) frames but only \(total) could be decoded")
         }
-        if channels[0].isEmpty {
+        if total == 0 {
             throw AudioIOError(.emptyFile, .decode, path: path, reason: "the file contains no audio frames")
         }
-        return AudioBuffer(sampleRate: sampleRate, channels: channels)
+        return (sampleRate, channelCount, total)
     }
 
     /// Decodes, then converts to `channels` channels (demucs rules), then resamples to
@@ -98,7 +119,56 @@ public enum AudioDecoder {
             throw error
         }
     }
+
+    /// As `load`, handing the audio to `body` in blocks at `sampleRate` with `channels`
+    /// channels (the same samples `load` gives, block after block); returns the frames handed
+    /// on. Memory holds a block and the resampler's window, whatever the file's length.
+    /// An error thrown by `body` (a full disk) stops the decode and is rethrown as it is.
+    @discardableResult
+    public static func stream(path: String, sampleRate: Int, channels: Int,
+                              ffmpeg: FFmpegDecoder? = FFmpegDecoder.onPath(),
+                              into body: (AudioBuffer) throws -> Void) throws -> Int {
+        var frames = 0
+        func deliver(_ rows: [[Float]]) throws {
+            guard let n = rows.first?.count, n > 0 else { return }
+            frames += n
+            do { try body(AudioBuffer(sampleRate: sampleRate, channels: rows)) } catch { throw ConsumerFailure(error: error) }
+        }
+        do {
+            var resampling: Resampler.Stream?
+            do {
+                _ = try decodeBlocks(path: path) { block in
+                    if resampling == nil {
+                        resampling = Resampler.Stream(try Resampler(from: block.sampleRate, to: sampleRate), channels: channels)
+                    }
+                    try deliver(resampling!.push(block.convertingChannels(to: channels).channels))
+                }
+                if var rest = resampling { try deliver(rest.finish()) }
+            } catch let error as AudioIOError where error.kind == .unsupportedFormat && frames == 0 && resampling == nil {
+                guard let ffmpeg else {
+                    throw AudioIOError(.unsupportedFormat, .decode, path: path,
+                                       reason: "\(error.reason); formats libsndfile does not read (AAC/.m4a, Opus/.webm, video files) need ffmpeg, which is not installed: apt install ffmpeg")
+                }
+                do {
+                    _ = try ffmpeg.decodeBlocks(path: path, sampleRate: sampleRate) { block in
+                        try deliver(block.convertingChannels(to: channels).channels)
+                    }
+                } catch let second as AudioIOError where second.kind == .unsupportedFormat {
+                    throw AudioIOError(.unsupportedFormat, .decode, path: path, reason: "\(error.reason); \(second.reason)")
+                }
+            }
+            return frames
+        } catch let failure as ConsumerFailure {
+            throw failure.error
+        } catch var error as AudioIOError {
+            error.path = path
+            throw error
+        }
+    }
 }
+
+/// An error of `stream`'s consumer, kept apart so that it is not renamed after the input.
+private struct ConsumerFailure: Error { let error: any Error }
 
 /// Every `stride`-th sample starting at `offset`: one channel of an interleaved block, without
 /// an intermediate array.

@@ -23,23 +23,29 @@ public enum AudioEncoder {
         if let problem = buffer.validationProblem {
             throw AudioIOError(.invalidArgument, .encode, path: path, reason: problem)
         }
-        let format = try options.format ?? AudioFileFormat(path: path)
-        // Settings are validated before the (whole-buffer) clip pass so mistakes fail fast.
-        switch format {
-        case .wav, .flac:
-            let layout = try layout(for: format, options: options, path: path)
-            try writeSndFile(options.clip.apply(to: buffer), to: path, layout: layout)
-        case .mp3:
-            try MP3Writer.validate(buffer, path: path, bitrate: options.mp3Bitrate, preset: options.mp3Preset)
-            try MP3Writer.write(options.clip.apply(to: buffer), to: path,
-                                bitrate: options.mp3Bitrate, preset: options.mp3Preset)
+        let writer = try AudioFileWriter(path: path, sampleRate: buffer.sampleRate, channels: buffer.channelCount,
+                                         frames: buffer.frameCount, options: options,
+                                         peak: options.clip == .rescale ? buffer.peak : 0)
+        try writeInChunks(buffer, to: writer)
+        try writer.finish()
+    }
+
+    /// Hands `buffer` to `writer` a chunk at a time, so the clip pass copies one chunk.
+    private static func writeInChunks(_ buffer: AudioBuffer, to writer: AudioFileWriter) throws {
+        var start = 0
+        let frames = buffer.frameCount
+        while start < frames {
+            let n = min(chunkFrames, frames - start)
+            try writer.write(AudioBuffer(sampleRate: buffer.sampleRate,
+                                         channels: buffer.channels.map { Array($0[start..<(start + n)]) }))
+            start += n
         }
     }
 
     // MARK: - libsndfile formats
 
     /// Maps demucs's `bits_per_sample` / `as_float` to a libsndfile layout.
-    private static func layout(for format: AudioFileFormat, options: EncodeOptions, path: String) throws -> SndFileLayout {
+    static func layout(for format: AudioFileFormat, options: EncodeOptions, path: String) throws -> SndFileLayout {
         if format == .wav && options.asFloat { return .wavFloat }
         switch (format, options.bitsPerSample) {
         case (.wav, 16): return .wavInt16
@@ -57,101 +63,23 @@ public enum AudioEncoder {
         if let problem = buffer.validationProblem {
             throw AudioIOError(.invalidArgument, .encode, path: path, reason: problem)
         }
-        var sfFormat = layout.sfFormat
-        if layout.isWAV {
-            // Plain RIFF sizes are 32-bit; switch to RF64 only when the data would not fit.
-            let dataBytes = buffer.frameCount.multipliedReportingOverflow(by: buffer.channelCount * layout.bytesPerSample)
-            if dataBytes.overflow || dataBytes.partialValue > Int(UInt32.max) - 4096 {
-                sfFormat = (sfFormat & ~SF_FORMAT_TYPEMASK) | SF_FORMAT_RF64
-            }
-        }
-        if layout.isFLAC && buffer.channelCount > 8 {
-            throw AudioIOError(.invalidArgument, .encode, path: path,
-                               reason: "FLAC holds at most 8 channels, got \(buffer.channelCount)")
-        }
-
-        var info = SF_INFO()
-        info.samplerate = Int32(clamping: buffer.sampleRate)
-        info.channels = Int32(clamping: buffer.channelCount)
-        info.format = Int32(sfFormat)
-
-        let file = try AtomicFile(finalPath: path)
+        let encoder = try SndFileEncoder(path: path, sampleRate: buffer.sampleRate, channels: buffer.channelCount,
+                                         frames: buffer.frameCount, layout: layout)
         do {
-            let sf = try SndFile(writingTo: file.fd, info: info, path: path)
-            if layout == .wavFloat {
-                // Keep the file as plain as demucs's (fmt, fact, data) and the floats verbatim.
-                sf.command(SFC_SET_ADD_PEAK_CHUNK, false)
-                sf.command(SFC_SET_NORM_FLOAT, true)
-                sf.command(SFC_SET_CLIPPING, false)
-            }
-            let channels = buffer.channelCount
-            var start = 0
-            let frames = buffer.frameCount
-            switch layout.samples {
-            case .int16:
-                var scratch = [Int16](repeating: 0, count: chunkFrames * channels)
-                while start < frames {
-                    let n = min(chunkFrames, frames - start)
-                    try scratch.withUnsafeMutableBufferPointer { dst in
-                        interleave(buffer, from: start, count: n, into: dst) { PCMQuantizer.int16($0) }
-                        try check(sf.writeShort(dst.baseAddress!, frames: n), n, sf, path)
-                    }
-                    start += n
-                }
-            case .int24, .int32:
-                // libsndfile's int path keeps the top bits, so a 24-bit value is shifted up by 8.
-                let is24 = layout.samples == .int24
-                var scratch = [Int32](repeating: 0, count: chunkFrames * channels)
-                while start < frames {
-                    let n = min(chunkFrames, frames - start)
-                    try scratch.withUnsafeMutableBufferPointer { dst in
-                        if is24 {
-                            interleave(buffer, from: start, count: n, into: dst) { PCMQuantizer.int24($0) << 8 }
-                        } else {
-                            interleave(buffer, from: start, count: n, into: dst) { PCMQuantizer.int32($0) }
-                        }
-                        try check(sf.writeInt(dst.baseAddress!, frames: n), n, sf, path)
-                    }
-                    start += n
-                }
-            case .float32:
-                var scratch = [Float](repeating: 0, count: chunkFrames * channels)
-                while start < frames {
-                    let n = min(chunkFrames, frames - start)
-                    try scratch.withUnsafeMutableBufferPointer { dst in
-                        interleave(buffer, from: start, count: n, into: dst) { PCMQuantizer.clampUnit($0) }
-                        try check(sf.writeFloat(dst.baseAddress!, frames: n), n, sf, path)
-                    }
-                    start += n
-                }
-            }
-            // sf_close finalises headers (sizes, FLAC STREAMINFO), so its failure is a write failure.
-            let errorBeforeClose = sf.hasError ? sf.errorReason : nil
-            if sf.close() != 0 || errorBeforeClose != nil {
-                throw AudioIOError(.ioFailed, .encode, path: path,
-                                   reason: errorBeforeClose ?? "libsndfile failed to finalise the file")
-            }
+            try encoder.write(buffer.channels)
         } catch {
-            file.abort()
+            encoder.abort()
             throw error
         }
-        try file.commit()
+        try encoder.finish()
     }
 
-    /// Throws libsndfile's reason when fewer frames than requested were written.
-    private static func check(_ written: Int, _ requested: Int, _ sf: SndFile, _ path: String) throws {
-        guard written != requested else { return }
-        let code = errno
-        let kind: AudioIOError.Kind = (code == ENOSPC || code == EDQUOT) ? .noSpace : .ioFailed
-        throw AudioIOError(kind, .encode, path: path, reason: sf.errorReason)
-    }
-
-    /// Interleaves `count` frames starting at `start`, converting each sample with `convert`.
+    /// Interleaves `count` frames of planar `rows` starting at `start`, converting each sample with `convert`.
     @inline(__always)
-    static func interleave<T>(_ buffer: AudioBuffer, from start: Int, count: Int,
+    static func interleave<T>(_ rows: [[Float]], from start: Int, count: Int,
                               into dst: UnsafeMutableBufferPointer<T>, _ convert: (Float) -> T) {
-        let channels = buffer.channelCount
-        for (c, channel) in buffer.channels.enumerated() {
+        let channels = rows.count
+        for (c, channel) in rows.enumerated() {
             channel.withUnsafeBufferPointer { src in
                 for f in 0..<count { dst[f * channels + c] = convert(src[start + f]) }
             }

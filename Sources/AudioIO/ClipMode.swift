@@ -19,13 +19,20 @@ public enum ClipMode: String, Sendable, CaseIterable, Equatable {
 
     /// Applies the mode with demucs's float32 arithmetic.
     public func apply(to buffer: consuming AudioBuffer) -> AudioBuffer {
+        let peak = self == .rescale ? buffer.peak : 0
+        return apply(to: buffer, peak: peak)
+    }
+
+    /// Applies the mode to a block of a longer signal whose largest absolute sample is `peak`
+    /// (only `rescale` looks at it): the samples `apply` gives on the whole signal.
+    public func apply(to buffer: consuming AudioBuffer, peak: Float) -> AudioBuffer {
         var out = buffer
         switch self {
         case .none:
             return out
         case .rescale:
             // torch: wav / max(1.01 * wav.abs().max(), 1); Python's max keeps the tensor unless 1 > it.
-            let scaled = Float(1.01) * out.peak
+            let scaled = Float(1.01) * peak
             guard !(1 > scaled) else { return out }
             for c in out.channels.indices {
                 out.channels[c].withUnsafeMutableBufferPointer { p in

@@ -58,6 +58,20 @@ public struct FFmpegDecoder: Sendable {
     /// - Throws: `AudioIOError` (`.unsupportedFormat` when ffmpeg cannot read the file,
     ///   `.corruptFile` for a decode that fails midway or gives nothing usable).
     public func decode(path: String, sampleRate: Int? = nil) throws -> AudioBuffer {
+        var channels: [[Float]] = []
+        let format = try decodeBlocks(path: path, sampleRate: sampleRate) { block in
+            if channels.isEmpty { channels = block.channels } else {
+                for c in channels.indices { channels[c] += block.channels[c] }
+            }
+        }
+        return AudioBuffer(sampleRate: format.sampleRate, channels: channels.isEmpty ? Array(repeating: [], count: format.channels) : channels)
+    }
+
+    /// As `decode`, handing the audio to `body` block by block as ffmpeg writes it, so that
+    /// memory holds one block; returns the stream's format and length. An error thrown by
+    /// `body` stops ffmpeg and is rethrown as it is.
+    public func decodeBlocks(path: String, sampleRate: Int? = nil,
+                             _ body: (AudioBuffer) throws -> Void) throws -> (sampleRate: Int, channels: Int, frames: Int) {
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
         let limit = timeLimit ?? Self.timeout(forBytes: size)
         let process = Process()
@@ -94,12 +108,15 @@ public struct FFmpegDecoder: Sendable {
         DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: deadline)
 
         var stream = WAVStream(output.fileHandleForReading)
-        let parsed = Result { try stream.readAll() }
+        let parsed = Result { try stream.readBlocks { block in
+            do { try body(block) } catch { throw SinkFailure(error: error) }
+        } }
         deadline.cancel()
         try? output.fileHandleForReading.close()
         process.waitUntilExit()
         messages.wait()
 
+        if case .failure(let failure as SinkFailure) = parsed { throw failure.error }
         // ffmpeg names its input by the name it was given: ours is always the same one.
         let said = messages.text.replacingOccurrences(of: "file:/proc/self/fd/0: ", with: "")
             .split(whereSeparator: \.isNewline).suffix(3).joined(separator: "; ")
@@ -116,14 +133,14 @@ public struct FFmpegDecoder: Sendable {
         }
         if process.terminationStatus != 0 {
             // Nothing decoded: ffmpeg could not read it at all. Something decoded: it broke midway.
-            let nothing = (try? parsed.get())?.frameCount ?? 0 == 0
+            let nothing = (try? parsed.get())?.frames ?? 0 == 0
             let detail = said.isEmpty ? "it exited with status \(process.terminationStatus)" : said
             throw AudioIOError(nothing ? .unsupportedFormat : .corruptFile, .decode, path: path,
                                reason: nothing ? "ffmpeg cannot read it (\(detail))"
                                                : "ffmpeg's decode failed midway (\(detail))")
         }
         let audio = try parsed.get()
-        guard audio.frameCount > 0 else {
+        guard audio.frames > 0 else {
             throw AudioIOError(.emptyFile, .decode, path: path, reason: "the file contains no audio frames (ffmpeg decoded nothing)")
         }
         if let sampleRate, audio.sampleRate != sampleRate {
@@ -170,11 +187,12 @@ struct WAVStream {
         d.withUnsafeBytes { UInt16(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt16.self)) }
     }
 
-    /// The whole stream, as planar channels. A stream that ends before its header gives an
-    /// empty buffer (ffmpeg failed before writing anything: its exit status tells why).
-    mutating func readAll() throws -> AudioBuffer {
+    /// The stream's audio, handed to `body` in planar blocks; returns its format and length. A
+    /// stream that ends before its header gives no frames (ffmpeg failed before writing
+    /// anything: its exit status tells why).
+    mutating func readBlocks(_ body: (AudioBuffer) throws -> Void) throws -> (sampleRate: Int, channels: Int, frames: Int) {
         let riff = read(12)
-        if riff.isEmpty { return AudioBuffer(sampleRate: 1, channels: [[]]) }
+        if riff.isEmpty { return (1, 1, 0) }
         guard riff.count == 12, riff.prefix(4) == Data("RIFF".utf8), riff.suffix(4) == Data("WAVE".utf8) else {
             throw Malformed(reason: "no RIFF/WAVE header")
         }
@@ -200,16 +218,18 @@ struct WAVStream {
             }
         }
         guard channelCount > 0 else { throw Malformed(reason: "no fmt chunk before the audio") }
-        var channels = [[Float]](repeating: [], count: channelCount)
         let frameBytes = 4 * channelCount
         var carry = Data()
+        var total = 0
         while true {
             var block = carry
             block.append(read(frameBytes * 16_384))
             if block.count < frameBytes { break }
             let frames = block.count / frameBytes
+            var channels = [[Float]](repeating: [], count: channelCount)
             block.withUnsafeBytes { raw in
                 for c in 0..<channelCount {
+                    channels[c].reserveCapacity(frames)
                     for f in 0..<frames {
                         let bits = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: (f * channelCount + c) * 4, as: UInt32.self))
                         channels[c].append(Float(bitPattern: bits))
@@ -217,10 +237,15 @@ struct WAVStream {
                 }
             }
             carry = block.suffix(from: block.startIndex + frames * frameBytes)
+            total += frames
+            try body(AudioBuffer(sampleRate: sampleRate, channels: channels))
         }
-        return AudioBuffer(sampleRate: sampleRate, channels: channels)
+        return (sampleRate, channelCount, total)
     }
 }
+
+/// An error of the block consumer, told apart from the stream's own.
+private struct SinkFailure: Error { let error: any Error }
 
 /// The last few KB a child wrote to stderr.
 private final class ChildMessages: @unchecked Sendable {

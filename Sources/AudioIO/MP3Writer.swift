@@ -13,18 +13,15 @@ enum MP3Writer {
     /// Frames fed to LAME per call.
     static let chunkFrames = 1152 * 32
 
-    /// Throws unless LAME can encode `buffer` with these settings.
-    static func validate(_ buffer: AudioBuffer, path: String, bitrate: Int, preset: Int) throws {
-        if let problem = buffer.validationProblem {
-            throw AudioIOError(.invalidArgument, .encode, path: path, reason: problem)
-        }
-        guard (1...2).contains(buffer.channelCount) else {
+    /// Throws unless LAME can encode this audio with these settings.
+    static func validate(sampleRate: Int, channels: Int, path: String, bitrate: Int, preset: Int) throws {
+        guard (1...2).contains(channels) else {
             throw AudioIOError(.invalidArgument, .encode, path: path,
-                               reason: "MP3 holds 1 or 2 channels, got \(buffer.channelCount)")
+                               reason: "MP3 holds 1 or 2 channels, got \(channels)")
         }
-        guard supportedRates.contains(buffer.sampleRate) else {
+        guard supportedRates.contains(sampleRate) else {
             throw AudioIOError(.invalidArgument, .encode, path: path,
-                               reason: "MP3 cannot store \(buffer.sampleRate) Hz (supported: \(supportedRates.sorted().map(String.init).joined(separator: ", ")))")
+                               reason: "MP3 cannot store \(sampleRate) Hz (supported: \(supportedRates.sorted().map(String.init).joined(separator: ", ")))")
         }
         guard (8...320).contains(bitrate) else {
             throw AudioIOError(.invalidArgument, .encode, path: path,
@@ -35,46 +32,10 @@ enum MP3Writer {
                                reason: "MP3 preset must be between 2 (best) and 7 (fastest), got \(preset)")
         }
     }
-
-    /// Encodes `buffer` (already clipped) to `path`, atomically.
-    static func write(_ buffer: AudioBuffer, to path: String, bitrate: Int, preset: Int) throws {
-        try validate(buffer, path: path, bitrate: bitrate, preset: preset)
-        let lame = try LameHandle(sampleRate: buffer.sampleRate, channels: buffer.channelCount,
-                                  bitrate: bitrate, quality: preset, path: path)
-        let file = try AtomicFile(finalPath: path)
-        do {
-            let channels = buffer.channelCount
-            let frames = buffer.frameCount
-            var pcm = [Int16](repeating: 0, count: chunkFrames * channels)
-            var mp3 = [UInt8](repeating: 0, count: chunkFrames * 5 / 4 + 7200)
-            var start = 0
-            while start < frames {
-                let n = min(chunkFrames, frames - start)
-                let bytes = try pcm.withUnsafeMutableBufferPointer { p in
-                    AudioEncoder.interleave(buffer, from: start, count: n, into: p) { PCMQuantizer.int16($0) }
-                    return try mp3.withUnsafeMutableBufferPointer { out in
-                        try lame.encode(p.baseAddress!, frames: n, into: out, path: path)
-                    }
-                }
-                try mp3.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[0..<bytes])) }
-                start += n
-            }
-            let tail = try mp3.withUnsafeMutableBufferPointer { try lame.flush(into: $0, path: path) }
-            try mp3.withUnsafeBytes { try file.write(UnsafeRawBufferPointer(rebasing: $0[0..<tail])) }
-            let tag = lame.lameTagFrame()
-            if !tag.isEmpty {
-                try tag.withUnsafeBytes { try file.write($0, at: 0) }
-            }
-        } catch {
-            file.abort()
-            throw error
-        }
-        try file.commit()
-    }
 }
 
 /// Owns a `lame_global_flags` so it is released on every path.
-private final class LameHandle {
+final class LameHandle {
     let flags: OpaquePointer
     let channels: Int
 

@@ -128,3 +128,84 @@ extension AudioBuffer {
         return try Resampler(from: sampleRate, to: rate).resample(self)
     }
 }
+
+extension Resampler {
+    /// Resamples audio that arrives in blocks, giving the very samples `resample` gives on the
+    /// whole signal: the same replicate padding at both ends, the same kernels on the same
+    /// windows. It holds one kernel's span of input per channel between blocks.
+    public struct Stream: Sendable {
+        public let resampler: Resampler
+        public let channels: Int
+        /// Per channel: the padded input from `consumed` on.
+        private var pending: [[Float]]
+        /// Padded-input position of `pending[c][0]`.
+        private var consumed = 0
+        /// The next output group (outputs `group * new ..< (group + 1) * new`).
+        private var group = 0
+        /// Input frames seen.
+        private var inputFrames = 0
+        private var last: [Float]
+
+        public init(_ resampler: Resampler, channels: Int) {
+            self.resampler = resampler
+            self.channels = channels
+            pending = Array(repeating: [], count: channels)
+            last = Array(repeating: 0, count: channels)
+        }
+
+        /// Takes the next block (planar, `channels` rows) and returns the output it completes.
+        public mutating func push(_ block: [[Float]]) -> [[Float]] {
+            if resampler.isIdentity { return block }
+            let n = block.first?.count ?? 0
+            guard n > 0 else { return Array(repeating: [], count: channels) }
+            for c in 0..<channels {
+                if inputFrames == 0 { pending[c].append(contentsOf: repeatElement(block[c][0], count: resampler.width)) }
+                pending[c].append(contentsOf: block[c])
+                last[c] = block[c][n - 1]
+            }
+            inputFrames += n
+            return drain(limit: nil)
+        }
+
+        /// Ends the signal (right padding) and returns the rest of the output.
+        public mutating func finish() -> [[Float]] {
+            if resampler.isIdentity || inputFrames == 0 { return Array(repeating: [], count: channels) }
+            for c in 0..<channels {
+                pending[c].append(contentsOf: repeatElement(last[c], count: resampler.width + resampler.old))
+            }
+            return drain(limit: resampler.outputLength(forInputLength: inputFrames))
+        }
+
+        /// Every output group whose window is in `pending`, up to `limit` outputs in all.
+        private mutating func drain(limit: Int?) -> [[Float]] {
+            let old = resampler.old, new = resampler.new, size = resampler.kernelSize
+            let available = consumed + pending[0].count
+            var groups = 0
+            while (group + groups) * old + size <= available { groups += 1 }
+            var out = [[Float]](repeating: [], count: channels)
+            guard groups > 0 else { return out }
+            for c in 0..<channels {
+                var row = [Float]()
+                row.reserveCapacity(groups * new)
+                pending[c].withUnsafeBufferPointer { xp in
+                    resampler.kernels.withUnsafeBufferPointer { kp in
+                        for g in 0..<groups {
+                            let window = xp.baseAddress! + (group + g) * old - consumed
+                            for i in 0..<new {
+                                let o = (group + g) * new + i
+                                if let limit, o >= limit { break }
+                                row.append(JuliusSinc.dot(kp.baseAddress! + i * size, window, size))
+                            }
+                        }
+                    }
+                }
+                out[c] = row
+            }
+            group += groups
+            let keep = group * old - consumed
+            for c in 0..<channels { pending[c].removeFirst(keep) }
+            consumed = group * old
+            return out
+        }
+    }
+}
