@@ -42,6 +42,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
         .target(name: "AudioIO", dependencies: ["CSndFile", "CLame", "Julius"]),
+        .target(name: "SeparationPipeline", dependencies: ["DemucsEngine", "AudioIO"]),
         .target(
             name: "ModelStore",
             dependencies: ["DemucsEngine", "CheckpointImport", .product(name: "Crypto", package: "swift-crypto")]
@@ -59,7 +60,7 @@ let package = Package(
         .target(
             name: "DemucsDaemon",
             dependencies: [
-                "DemucsEngine", "AudioIO", "ModelStore", "JobStore", "Watcher", "CSystemShims",
+                "DemucsEngine", "AudioIO", "SeparationPipeline", "ModelStore", "JobStore", "Watcher", "CSystemShims",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -74,7 +75,7 @@ let package = Package(
         .target(
             name: "DemucsCLI",
             dependencies: [
-                "DemucsEngine", "AudioIO", "ModelStore", "JobStore", "CheckpointImport",
+                "DemucsEngine", "AudioIO", "SeparationPipeline", "ModelStore", "JobStore", "CheckpointImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -82,6 +83,7 @@ let package = Package(
 
         .testTarget(name: "DemucsEngineTests", dependencies: ["DemucsEngine", "CDemucsKernels"]),
         .testTarget(name: "AudioIOTests", dependencies: ["AudioIO"], exclude: ["Fixtures"]),
+        .testTarget(name: "SeparationPipelineTests", dependencies: ["SeparationPipeline", "DemucsEngine", "AudioIO"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "DemucsEngine"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
         .testTarget(name: "CheckpointImportTests", dependencies: ["CheckpointImport", "DemucsEngine"]),

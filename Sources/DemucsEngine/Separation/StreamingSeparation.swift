@@ -40,6 +40,13 @@ public struct StemBlock: Sendable {
     public let channels: Int
     /// `rows[source * channels + channel]`, each `count` samples.
     public var rows: [[Float]]
+
+    public init(start: Int, count: Int, channels: Int, rows: [[Float]]) {
+        self.start = start
+        self.count = count
+        self.channels = channels
+        self.rows = rows
+    }
 }
 
 extension Separator {

@@ -1,0 +1,138 @@
+import AudioIO
+import DemucsEngine
+import Foundation
+
+/// One track from its file to its encoded stems, at a memory cost that does not depend on the
+/// track's length:
+///
+/// 1. decode (libsndfile, or ffmpeg through a pipe) block by block into a float32 spool of the
+///    mix in the staging folder (8 bytes per stereo frame);
+/// 2. the streaming separation reads that spool twice for the mono statistics, then stretch by
+///    stretch as its segments move along the track, and hands finished samples on;
+/// 3. each output (stem, sum of the others, mix minus a stem) goes to its own float32 spool,
+///    with its peak, because `rescale` needs the whole stem's peak before the first integer
+///    sample is written;
+/// 4. each spool is encoded into every format and removed.
+///
+/// The spooled mix is read instead of decoding twice: one decode (ffmpeg's may be the slow
+/// part of a short file) and the same samples for every pass. The samples are those of the
+/// in-memory path (`Separator.separateStems` and `AudioEncoder.write`), bit for bit.
+public struct TrackSeparation {
+    public let separator: Separator
+    public let outputs: [StemRecipe]
+    /// Each format's file extension and encoder settings.
+    public let formats: [(ext: String, options: EncodeOptions)]
+    public let ffmpeg: FFmpegDecoder?
+
+    public init(separator: Separator, outputs: [StemRecipe], formats: [(ext: String, options: EncodeOptions)],
+                ffmpeg: FFmpegDecoder? = FFmpegDecoder.onPath()) {
+        self.separator = separator
+        self.outputs = outputs
+        self.formats = formats
+        self.ffmpeg = ffmpeg
+    }
+
+    /// The input could not be decoded (as opposed to a failure of the machine: a full disk
+    /// under the spools comes out as the `AudioIOError` of the spool).
+    public struct DecodingFailure: Error, CustomStringConvertible {
+        public let error: AudioIOError
+        public var description: String { error.description }
+    }
+
+    /// Bytes the spools and files of a track of `frames` frames take at most beside its mix
+    /// spool (which is written before this is known), for a free-space check.
+    public static func stagingBytes(frames: Int, channels: Int, outputs: Int) -> Int64 {
+        Int64(frames) * Int64(channels) * 4 * Int64(outputs)
+    }
+
+    /// Separates `input` and writes every output in every format into `staging`, named
+    /// `<output name>.<ext>`; returns the files written (in output, then format order) and the
+    /// track's length in frames.
+    /// - Parameters:
+    ///   - decoded: called with the track's length once it is decoded, before the separation;
+    ///     it may throw to stop (a length or disk limit).
+    public func run(input: String, staging: String,
+                    decoded: (Int) throws -> Void = { _ in },
+                    progress: (@Sendable (SeparationProgress) -> Void)? = nil,
+                    isCancelled: (@Sendable () -> Bool)? = nil) throws -> (files: [String], frames: Int) {
+        let bag = separator.bag
+        let channels = bag.audioChannels, rate = bag.samplerate
+        let mix = try PCMSpool(path: staging + "/.mix.f32", channels: channels, sampleRate: rate)
+        defer { mix.remove() }
+        do {
+            try AudioDecoder.stream(path: input, sampleRate: rate, channels: channels, ffmpeg: ffmpeg) { block in
+                do { try mix.append(block) } catch { throw SpoolFailure(error: error) }
+            }
+        } catch let failure as SpoolFailure {
+            throw failure.error
+        } catch let error as AudioIOError {
+            throw DecodingFailure(error: error)
+        }
+        let frames = mix.frames
+        try decoded(frames)
+
+        let spools = try outputs.enumerated().map { i, _ in
+            try PCMSpool(path: staging + "/.stem\(i).f32", channels: channels, sampleRate: rate)
+        }
+        defer { for spool in spools { spool.remove() } }
+        let needsMix = outputs.contains { if case .mixMinus = $0.kind { true } else { false } }
+        try separator.separateStreaming(SpoolMixSource(spool: mix), emit: { block in
+            let original = needsMix ? try mix.read(from: block.start, count: block.count).channels : []
+            for (recipe, spool) in zip(outputs, spools) {
+                try spool.append(Self.rows(of: recipe, block, sources: bag.sources.count, original: original))
+            }
+        }, progress: progress, isCancelled: isCancelled)
+        mix.remove()
+
+        var files: [String] = []
+        for (recipe, spool) in zip(outputs, spools) {
+            for (ext, options) in formats {
+                let name = "\(recipe.name).\(ext)"
+                try Self.encode(spool, to: staging + "/" + name, options: options)
+                files.append(name)
+            }
+            spool.remove()
+        }
+        return (files, frames)
+    }
+
+    /// The rows of one output for a block of stems, summed in the order the in-memory paths sum.
+    static func rows(of recipe: StemRecipe, _ block: StemBlock, sources: Int, original: [[Float]]) -> [[Float]] {
+        let channels = block.channels
+        switch recipe.kind {
+        case .source(let k):
+            return (0..<channels).map { block.rows[k * channels + $0] }
+        case .sumOfOthers(let k):
+            var rest = [[Float]](repeating: [Float](repeating: 0, count: block.count), count: channels)
+            for j in 0..<sources where j != k {
+                for c in 0..<channels {
+                    block.rows[j * channels + c].withUnsafeBufferPointer { s in
+                        for i in 0..<block.count { rest[c][i] += s[i] }
+                    }
+                }
+            }
+            return rest
+        case .mixMinus(let k):
+            return (0..<channels).map { c in zip(original[c], block.rows[k * channels + c]).map { $0 - $1 } }
+        }
+    }
+
+    /// Frames read from a spool per write.
+    static let encodeChunk = 1 << 16
+
+    /// Encodes a spooled output into one file, rescaled (when asked) by the spool's peak.
+    static func encode(_ spool: PCMSpool, to path: String, options: EncodeOptions) throws {
+        let writer = try AudioFileWriter(path: path, sampleRate: spool.sampleRate, channels: spool.channels,
+                                         frames: spool.frames, options: options, peak: spool.peak)
+        var start = 0
+        while start < spool.frames {
+            let n = min(encodeChunk, spool.frames - start)
+            try writer.write(spool.read(from: start, count: n))
+            start += n
+        }
+        try writer.finish()
+    }
+}
+
+/// An error of a spool written under the decoder, kept apart from the decoder's own.
+private struct SpoolFailure: Error { let error: any Error }
