@@ -2,6 +2,7 @@ import ArgumentParser
 import AudioIO
 import DemucsEngine
 import Foundation
+import SeparationPipeline
 
 /// `demucsctl separate`: the same flags and output layout as `python -m demucs.separate`.
 struct Separate: ParsableCommand {
@@ -166,66 +167,24 @@ struct Separate: ParsableCommand {
         guard !isDir.boolValue else { throw CLIError("is a folder, not an audio file") }
         print("Separating track \(track)")
         let bag = separator.bag
-        // Only the mix tensor is kept during the separation (the decoded buffer is dropped),
-        // except that `--other-method minus` needs the original mix afterwards.
-        var original: [[Float]]?
-        let mix: Tensor
-        do {
-            let audio = try AudioDecoder.load(path: track, sampleRate: bag.samplerate, channels: bag.audioChannels)
-            if twoStems != nil && otherMethod == .minus { original = audio.channels }
-            mix = Tensor(shape: [bag.audioChannels, audio.frameCount], data: audio.channels.flatMap { $0 })
-        }
-        let length = mix.shape[1]
-        let display = ProgressDisplay(label: (track as NSString).lastPathComponent)
-        var stems = try separator.separateStems(
-            consume mix, progress: { display.update($0.fraction) }, isCancelled: { Interruption.requested })
-        display.finish()
-
-        let channels = bag.audioChannels
-        // The outputs, each made when it is written; plain stems are moved out of `stems`, so
-        // memory shrinks as they are encoded.
-        var outputs: [(name: String, make: () -> [[Float]])] = []
-        let box = StemsBox(stems)
-        stems = Stems.empty
-        if let twoStems {
-            let k = bag.sources.firstIndex(of: twoStems)!
-            if otherMethod == .minus, let original {
-                outputs.append(("minus_" + twoStems, { zip(original, box.stems.channels(of: k)).map { zip($0, $1).map { $0 - $1 } } }))
-            }
-            outputs.append((twoStems, { box.stems.channels(of: k) }))
-            if otherMethod == .add {
-                outputs.append(("no_" + twoStems, {
-                    var sum = [[Float]](repeating: [Float](repeating: 0, count: length), count: channels)
-                    for j in bag.sources.indices where j != k {
-                        for c in 0..<channels {
-                            box.stems.rows[j * channels + c].withUnsafeBufferPointer { s in
-                                for i in 0..<length { sum[c][i] += s[i] }
-                            }
-                        }
-                    }
-                    return sum
-                }))
-            }
-        } else {
-            for (k, name) in bag.sources.enumerated() { outputs.append((name, { box.stems.take(k) })) }
-        }
+        var outputs = StemRecipe.outputs(sources: bag.sources, twoStems: twoStems, minus: otherMethod == .minus)
+        if otherMethod == .none { outputs.removeAll { if case .sumOfOthers = $0.kind { true } else { false } } }
         let ext = mp3 ? "mp3" : flac ? "flac" : "wav"
         let options = EncodeOptions(
             clip: clipMode, bitsPerSample: int24 ? 24 : 16, asFloat: float32,
             mp3Bitrate: mp3Bitrate, mp3Preset: mp3Preset)
-        try StemWriter.writeAll(
-            outputs.map { output in
-                (naming.path(track: track, stem: output.name, ext: ext),
-                 { AudioBuffer(sampleRate: bag.samplerate, channels: output.make()) })
-            },
-            stagingIn: naming.folder, options: options)
+        let pipeline = TrackSeparation(separator: separator, outputs: outputs, formats: [(ext, options)])
+        let display = ProgressDisplay(label: (track as NSString).lastPathComponent)
+        try StemWriter.publish(stagingIn: naming.folder) { staging in
+            let result = try pipeline.run(
+                input: track, staging: staging,
+                progress: { display.update($0.fraction) }, isCancelled: { Interruption.requested })
+            display.finish()
+            return zip(outputs, result.files).map { recipe, file in
+                (file, naming.path(track: track, stem: recipe.name, ext: ext))
+            }
+        }
     }
-}
-
-/// Lets the output closures share (and move stems out of) one `Stems` value.
-final class StemsBox {
-    var stems: Stems
-    init(_ stems: Stems) { self.stems = stems }
 }
 
 /// A failure of one track, with a message for the person at the terminal.
