@@ -39,6 +39,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Matrix multiply arithmetic (as separate --precision).")
     var precision: EnginePrecision = .float32
 
+    @Flag(help: "Separate the whole track in memory (the engine's separateStems) instead of streaming it in track order as separate and the daemon do: for comparing the two.")
+    var inMemory = false
+
     func run() throws {
         try precision.requireAvailable()
         let bag = try ModelLocator.loadForCommand(name: name, repo: repo, verbose: false)
@@ -54,33 +57,54 @@ struct Bench: ParsableCommand {
         let mix = Tensor(shape: [bag.audioChannels, audio.frameCount], data: audio.channels.flatMap { $0 })
         let options = SeparationOptions(shifts: shifts, jobs: jobs, precision: precision)
         let separator = Separator(bag: bag, options: options)
-        Profile.setEnabled(true)
-        let cpuStart = processCPUTime()
-        let start = Date()
-        let stems = try separator.separate(mix)
-        let separateTime = Date().timeIntervalSince(start)
-        let cpu = processCPUTime() - cpuStart
-        let kinds = Profile.snapshot()
-        Profile.setEnabled(false)
-        let encodeStart = Date()
-        let length = stems.shape[2]
+        let length = audio.frameCount
         let scratch = NSTemporaryDirectory() + "demucsctl-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        for (k, source) in bag.sources.enumerated() {
-            let channels = (0..<bag.audioChannels).map { c in
-                Array(stems.data[((k * bag.audioChannels + c) * length)..<((k * bag.audioChannels + c + 1) * length)])
-            }
-            try AudioEncoder.write(AudioBuffer(sampleRate: bag.samplerate, channels: channels),
-                                   to: scratch + "/\(source).wav", options: EncodeOptions(clip: .none, asFloat: true))
+        // The streaming path, as separate and the daemon run it (or with --in-memory the whole
+        // track at once); stems are encoded as float32 WAV, block by block as they come, and
+        // that time is counted as encoding.
+        let writers = try bag.sources.map { source in
+            try AudioFileWriter(path: scratch + "/\(source).wav", sampleRate: bag.samplerate, channels: bag.audioChannels,
+                                frames: length, options: EncodeOptions(clip: .none, asFloat: true), peak: 0)
         }
-        let encodeTime = Date().timeIntervalSince(encodeStart)
+        var encodeTime = 0.0
+        Profile.setEnabled(true)
+        let cpuStart = processCPUTime()
+        let start = Date()
+        if inMemory {
+            let stems = try separator.separate(mix)
+            let encodeStart = Date()
+            for (k, writer) in writers.enumerated() {
+                try writer.write(AudioBuffer(sampleRate: bag.samplerate, channels: (0..<bag.audioChannels).map { c in
+                    let row = (k * bag.audioChannels + c) * length
+                    return Array(stems.data[row..<(row + length)])
+                }))
+            }
+            encodeTime += Date().timeIntervalSince(encodeStart)
+        } else {
+            try separator.separateStreaming(TensorMixSource(mix), emit: { block in
+                let encodeStart = Date()
+                for (k, writer) in writers.enumerated() {
+                    try writer.write(AudioBuffer(sampleRate: bag.samplerate,
+                                                 channels: Array(block.rows[(k * block.channels)..<((k + 1) * block.channels)])))
+                }
+                encodeTime += Date().timeIntervalSince(encodeStart)
+            })
+        }
+        let cpu = processCPUTime() - cpuStart
+        let kinds = Profile.snapshot()
+        Profile.setEnabled(false)
+        let finishStart = Date()
+        for writer in writers { try writer.finish() }
+        encodeTime += Date().timeIntervalSince(finishStart)
+        let separateTime = Date().timeIntervalSince(start) - encodeTime
         let wall = Date().timeIntervalSince(wallStart)
 
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("model: \(name) (\(bag.models.count) model(s)); audio: \(String(format: "%.1f", duration)) s; cores: \(cores); segments side by side: \(max(jobs, 1)); threads per segment: \(max(1, cores / max(1, jobs))); precision: \(precision.rawValue)")
+        print("model: \(name) (\(bag.models.count) model(s)); path: \(inMemory ? "in memory" : "streaming"); audio: \(String(format: "%.1f", duration)) s; cores: \(cores); segments side by side: \(max(jobs, 1)); threads per segment: \(max(1, cores / max(1, jobs))); precision: \(precision.rawValue)")
         print(String(format: "separation: %.2f s wall (%.3f s per audio second, %.2fx real time), %.2f s CPU", separateTime, separateTime / duration, duration / separateTime, cpu))
         print(String(format: "whole run: %.2f s wall (decode %.2f s, encode %.2f s)", wall, decodeTime, encodeTime))
         print(String(format: "peak RSS: %.0f MB", Double(usage.ru_maxrss) / 1024))
