@@ -33,16 +33,20 @@ public struct TrackSeparation {
     }
 
     /// The input could not be decoded (as opposed to a failure of the machine: a full disk
-    /// under the spools comes out as the `AudioIOError` of the spool).
+    /// under the mix spool comes out as ``MixSpoolFailure``, under a stem spool or a file as
+    /// the `AudioIOError` of that writer).
     public struct DecodingFailure: Error, CustomStringConvertible {
         public let error: AudioIOError
         public var description: String { error.description }
     }
 
-    /// Bytes the spools and files of a track of `frames` frames take at most beside its mix
-    /// spool (which is written before this is known), for a free-space check.
-    public static func stagingBytes(frames: Int, channels: Int, outputs: Int) -> Int64 {
-        Int64(frames) * Int64(channels) * 4 * Int64(outputs)
+    /// Writing the spool of the decoded mix failed (a full disk, most often), after `bytes`
+    /// bytes of it were written: for a caller telling a track too long for the disk from a
+    /// disk that something else filled.
+    public struct MixSpoolFailure: Error, CustomStringConvertible {
+        public let error: any Error
+        public let bytes: Int64
+        public var description: String { "\(error)" }
     }
 
     /// Separates `input` and writes every output in every format into `staging`, named
@@ -64,7 +68,7 @@ public struct TrackSeparation {
                 do { try mix.append(block) } catch { throw SpoolFailure(error: error) }
             }
         } catch let failure as SpoolFailure {
-            throw failure.error
+            throw MixSpoolFailure(error: failure.error, bytes: Int64(mix.frames) * Int64(channels) * 4)
         } catch let error as AudioIOError {
             throw DecodingFailure(error: error)
         }

@@ -52,12 +52,22 @@ extension DaemonEndToEnd {
     /// the machine: the job waits without an attempt counted, the queue pauses and says why,
     /// nothing half-written appears in `output/`, and the job completes once space returns.
     @Suite(.serialized) struct DiskFull {
+        /// Writes `path` until `room` bytes are left free, or the disk is full (a job may be
+        /// writing its spools meanwhile).
         static func fill(_ disk: SmallFilesystem, leaving room: Int, at path: String) throws {
-            try Data(count: max(disk.freeBytes - room, 0)).write(to: URL(fileURLWithPath: path))
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            defer { close(fd) }
+            let block = [UInt8](repeating: 0, count: 64 << 10)
+            while disk.freeBytes > room {
+                let n = min(block.count, disk.freeBytes - room)
+                guard block.withUnsafeBytes({ write(fd, $0.baseAddress, n) }) == n else { return }
+            }
         }
 
-        @Test(.enabled(if: SmallFilesystem.canMount, "mounting a tmpfs needs root or CAP_SYS_ADMIN"))
-        func aJobWhoseStemsCannotFitFailsSayingWhatItNeeds() throws {
+        /// Drops a 4 s WAV (705 kB) onto a disk left with `room` bytes beside it; returns the
+        /// failed job's error once the daemon has failed it.
+        static func failOnSmallDisk(room: Int, expecting pattern: String) throws {
             let daemon = try DaemonHarness()
             let disk = try SmallFilesystem(at: daemon.data, bytes: 16 << 20)
             defer {
@@ -68,14 +78,14 @@ extension DaemonEndToEnd {
             try TestAudio.write(source, seconds: 4, seed: 706)
             let inputBytes = try #require(try FileManager.default.attributesOfItem(atPath: source)[.size] as? Int)
             try daemon.startAndWaitReady()
-            try Self.fill(disk, leaving: inputBytes + (768 << 10), at: daemon.data + "/filler")
+            try Self.fill(disk, leaving: inputBytes + room, at: daemon.data + "/filler")
             try shell("/bin/cp", [source, daemon.input + "/big.wav"])
             let jobs = try daemon.waitForJobs("big.wav to fail") { jobs in
                 jobs.contains { $0.inputName == "big.wav" && $0.state == .failed }
             }
             let job = jobs.first { $0.inputName == "big.wav" }
             let error = job?.error ?? ""
-            #expect(error.range(of: #"stems need [0-9.]+ MB, [0-9.]+ MB free"#, options: .regularExpression) != nil, "\(error)")
+            #expect(error.range(of: pattern, options: .regularExpression) != nil, "\(error)")
             #expect(job?.attempts == 1)
             #expect(daemon.entries(daemon.output) == [])
             #expect(daemon.entries(daemon.staging) == [])
@@ -83,10 +93,26 @@ extension DaemonEndToEnd {
             #expect(daemon.stop() == 0)
         }
 
+        /// The decoded mix (1.4 MB of float32) fits, its stems, their spools and their files do not.
+        @Test(.enabled(if: SmallFilesystem.canMount, "mounting a tmpfs needs root or CAP_SYS_ADMIN"))
+        func aJobWhoseStemsCannotFitFailsSayingWhatItNeeds() throws {
+            try Self.failOnSmallDisk(room: 3 << 20,
+                                     expecting: #"the job needs [0-9.]+ MB \(stems and their float32 spools\), [0-9.]+ MB free"#)
+        }
+
+        /// Not even the decoded mix fits: the job fails as too large for the disk, instead of
+        /// pausing the queue as if something else had filled it.
+        @Test(.enabled(if: SmallFilesystem.canMount, "mounting a tmpfs needs root or CAP_SYS_ADMIN"))
+        func aJobWhoseDecodedMixCannotFitFailsSayingWhatItNeeds() throws {
+            try Self.failOnSmallDisk(room: 768 << 10,
+                                     expecting: #"the job needs over [0-9.]+ MB \(its decoded mix alone did not fit\), [0-9.]+ MB free"#)
+        }
+
         @Test(.enabled(if: SmallFilesystem.canMount, "mounting a tmpfs needs root or CAP_SYS_ADMIN"))
         func aDiskThatFillsDuringAJobPausesTheQueueAndTheJobCompletesWhenSpaceReturns() throws {
             let daemon = try DaemonHarness(config: DaemonHarness.oneThreadConfig + "retry_limit = 1\n")
-            let disk = try SmallFilesystem(at: daemon.data, bytes: 64 << 20)
+            // Room for the job: its spools (mix + 4 stems, 53 MB) and stems (WAV + MP3, 26 MB).
+            let disk = try SmallFilesystem(at: daemon.data, bytes: 128 << 20)
             defer {
                 daemon.stop()
                 disk.unmount()

@@ -3,14 +3,16 @@ import DemucsEngine
 import Foundation
 import JobStore
 import Logging
+import SeparationPipeline
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Turns one claimed job into published stems: reads the input once (hash and decode from the
 /// same open file), reuses the stems of identical content where they are provably the same,
-/// separates (reporting progress, stopping at the next segment when asked or when its claim is
-/// no longer current), encodes every stem into a staging folder and publishes it with one
+/// separates through the streaming pipeline (`TrackSeparation`: float32 spools and the encoded
+/// stems in the job's staging folder; progress reported; stopping at the next segment when
+/// asked or when its claim is no longer current) and publishes the staging folder with one
 /// rename inside the transaction that marks the job done.
 ///
 /// Every write names the attempt's ``Claim``: a worker whose job was cancelled, retried or
@@ -73,35 +75,10 @@ struct JobRunner: Sendable {
                 audioSeconds = prior.audioSeconds
                 reusedFrom = prior.id
             } else {
-                // Only the mix tensor is kept during the separation; the decoded buffer is dropped.
-                let mix: Tensor
-                do {
-                    let audio: AudioBuffer
-                    do {
-                        audio = try AudioDecoder.load(path: input.decodePath, sampleRate: bag.samplerate, channels: bag.audioChannels,
-                                                      ffmpeg: settings.ffmpeg)
-                    } catch let error as AudioIOError {
-                        throw PermanentFailure(error.description.replacingOccurrences(of: input.decodePath, with: job.inputName))
-                    }
-                    try input.checkUnchanged()
-                    mix = Tensor(shape: [bag.audioChannels, audio.frameCount], data: audio.channels.flatMap { $0 })
-                }
-                let frames = mix.shape[1]
-                let seconds = Double(frames) / Double(bag.samplerate)
-                audioSeconds = seconds
-                if seconds > settings.maxDuration {
-                    throw PermanentFailure(String(format: "the audio lasts %.0f s, over the limit of %.0f s (max_duration_minutes)", seconds, settings.maxDuration))
-                }
-                guard frames > 0 else { throw PermanentFailure("the file holds no audio") }
-                let stemCount = Self.twoStemIndex(bag, settings) != nil ? 2 : bag.sources.count
-                let needed = OutputBudget.bytes(frames: frames, sampleRate: bag.samplerate, channels: bag.audioChannels,
-                                                stems: stemCount, formats: settings.formats)
-                if let free = OutputBudget.freeBytes(at: dir), needed > free {
-                    throw PermanentFailure("its stems need \(OutputBudget.megabytes(needed)), \(OutputBudget.megabytes(free)) free on the data folder's disk")
-                }
-                var stems = try separate(consume mix, claim: claim, bag: bag, settings: settings, progress: progress,
-                                         stopRequested: stopRequested)
-                outputs = try write(&stems, bag: bag, settings: settings, into: dir)
+                let written = try separate(input, job: job, claim: claim, bag: bag, settings: settings, into: dir,
+                                           progress: progress, stopRequested: stopRequested)
+                outputs = written.files
+                audioSeconds = Double(written.frames) / Double(bag.samplerate)
             }
             let result = JobStore.JobResult(outputs: outputs.map { name + "/" + $0 }, audioSeconds: audioSeconds,
                                             reusedFrom: reusedFrom, model: model.name, recipe: recipe)
@@ -209,60 +186,64 @@ struct JobRunner: Sendable {
         }
     }
 
-    private func separate(_ mix: consuming Tensor, claim: Claim, bag: ModelBag, settings: WorkSettings,
-                          progress beat: @escaping @Sendable () -> Void,
-                          stopRequested: @escaping @Sendable () -> Bool) throws -> Stems {
+    /// Decodes, separates and encodes the input into `dir` through the streaming pipeline
+    /// (spools in `dir`, memory independent of the track's length); returns the files written
+    /// and the track's length. Once the track is decoded, and before the separation, its
+    /// length is checked against `max_duration_minutes` and what the job will write against
+    /// the free space.
+    private func separate(_ input: InputFile, job: Job, claim: Claim, bag: ModelBag, settings: WorkSettings,
+                          into dir: String, progress beat: @escaping @Sendable () -> Void,
+                          stopRequested: @escaping @Sendable () -> Bool) throws -> (files: [String], frames: Int) {
         let separator = Separator(bag: bag, options: settings.separation)
+        let recipes = StemRecipe.outputs(sources: bag.sources, twoStems: Self.twoStemIndex(bag, settings).map { bag.sources[$0] })
+        let pipeline = TrackSeparation(separator: separator, outputs: recipes, formats: settings.formats, ffmpeg: settings.ffmpeg)
         let store = self.store
         let throttle = Throttle(interval: 0.5)
         let stale = Flag()
-        return try separator.separateStems(consume mix, progress: { p in
-            beat()
-            if throttle.ready() || p.done == p.total {
-                if (try? store.updateProgress(claim, progress: p.fraction)) == false { stale.set() }
+        let channels = bag.audioChannels, rate = bag.samplerate
+        let freeAtStart = OutputBudget.freeBytes(at: dir)
+        do {
+            return try pipeline.run(input: input.decodePath, staging: dir, decoded: { frames in
+                try input.checkUnchanged()
+                guard frames > 0 else { throw PermanentFailure("the file holds no audio") }
+                let seconds = Double(frames) / Double(rate)
+                if seconds > settings.maxDuration {
+                    throw PermanentFailure(String(format: "the audio lasts %.0f s, over the limit of %.0f s (max_duration_minutes)", seconds, settings.maxDuration))
+                }
+                // The mix spool is on the disk already: it counts in what is needed and in what was free.
+                let mix = OutputBudget.spoolBytes(frames: frames, channels: channels, spools: 1)
+                let needed = mix + OutputBudget.spoolBytes(frames: frames, channels: channels, spools: recipes.count)
+                    + OutputBudget.bytes(frames: frames, sampleRate: rate, channels: channels,
+                                         stems: recipes.count, formats: settings.formats)
+                if let free = OutputBudget.freeBytes(at: dir).map({ $0 + mix }), needed > free {
+                    throw PermanentFailure("the job needs \(OutputBudget.megabytes(needed)) (stems and their float32 spools), \(OutputBudget.megabytes(free)) free on the data folder's disk")
+                }
+            }, progress: { p in
+                beat()
+                if throttle.ready() || p.done == p.total {
+                    if (try? store.updateProgress(claim, progress: p.fraction)) == false { stale.set() }
+                }
+            }, isCancelled: {
+                // A database that cannot be read right now does not stop the separation.
+                stopRequested() || stale.isSet || ((try? store.isCurrent(claim)) == false)
+            })
+        } catch let failure as TrackSeparation.DecodingFailure {
+            throw PermanentFailure(failure.description.replacingOccurrences(of: input.decodePath, with: job.inputName))
+        } catch let failure as TrackSeparation.MixSpoolFailure {
+            // The decoded mix alone used what was free: the track is too long for this disk, a
+            // fault of the job. Less than that: something else filled the disk meanwhile.
+            if let free = freeAtStart, failure.bytes + OutputBudget.slack >= free,
+               (failure.error as? AudioIOError)?.kind == .noSpace {
+                throw PermanentFailure("the job needs over \(OutputBudget.megabytes(failure.bytes)) (its decoded mix alone did not fit), \(OutputBudget.megabytes(free)) free on the data folder's disk")
             }
-        }, isCancelled: {
-            // A database that cannot be read right now does not stop the separation.
-            stopRequested() || stale.isSet || ((try? store.isCurrent(claim)) == false)
-        })
+            throw failure.error
+        }
     }
 
     /// The stem of two-stem mode (`<stem>` and `no_<stem>` are written), when it is one of the
     /// model's; otherwise every stem is written.
     private static func twoStemIndex(_ bag: ModelBag, _ settings: WorkSettings) -> Int? {
         settings.twoStems.flatMap { bag.sources.firstIndex(of: $0) }
-    }
-
-    /// Encodes the stems (WAV and/or FLAC, and MP3) into `dir`; returns the file names.
-    private func write(_ stems: inout Stems, bag: ModelBag, settings: WorkSettings, into dir: String) throws -> [String] {
-        let channels = bag.audioChannels, length = stems.length
-        // Each stem's samples are handed to the encoder one stem at a time; plain stems are
-        // moved out of `stems`, so memory shrinks as they are written.
-        var files: [String] = []
-        func encode(_ name: String, _ data: [[Float]]) throws {
-            let buffer = AudioBuffer(sampleRate: bag.samplerate, channels: data)
-            for (ext, options) in settings.formats {
-                let file = "\(name).\(ext)"
-                try AudioEncoder.write(buffer, to: dir + "/" + file, options: options)
-                files.append(file)
-            }
-        }
-        if let k = Self.twoStemIndex(bag, settings) {
-            let two = bag.sources[k]
-            var rest = [[Float]](repeating: [Float](repeating: 0, count: length), count: channels)
-            for j in bag.sources.indices where j != k {
-                for c in 0..<channels {
-                    stems.rows[j * channels + c].withUnsafeBufferPointer { s in
-                        for i in 0..<length { rest[c][i] += s[i] }
-                    }
-                }
-            }
-            try encode(two, stems.take(k))
-            try encode("no_" + two, rest)
-        } else {
-            for (k, name) in bag.sources.enumerated() { try encode(name, stems.take(k)) }
-        }
-        return files
     }
 
     /// Keeps, moves or deletes the input after its job ended — only when the name still holds

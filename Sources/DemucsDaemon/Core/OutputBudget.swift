@@ -10,8 +10,17 @@ import Glibc
 ///
 /// The estimate is an upper bound: WAV is exact (header aside), FLAC is taken as large as the
 /// integer WAV it encodes (it is smaller on music), MP3 as its bitrate plus 10%; 1 MiB of
-/// slack covers headers and the filesystem's blocks.
+/// slack covers headers and the filesystem's blocks. The streaming separation also writes
+/// float32 spools into the staging folder: the decoded mix (removed once separated) and one
+/// per output stem (each removed once encoded); the check counts them all at once.
 enum OutputBudget {
+    static let slack: Int64 = 1 << 20
+
+    /// Bytes of `spools` float32 spools of a track of `frames` frames.
+    static func spoolBytes(frames: Int, channels: Int, spools: Int) -> Int64 {
+        Int64(frames) * Int64(channels) * 4 * Int64(spools)
+    }
+
     static func bytes(frames: Int, sampleRate: Int, channels: Int, stems: Int,
                       formats: [(ext: String, options: EncodeOptions)]) -> Int64 {
         let samples = Int64(frames) * Int64(channels)
@@ -27,7 +36,7 @@ enum OutputBudget {
                 perStem += samples * Int64((options.bitsPerSample + 7) / 8) + 4096
             }
         }
-        return perStem * Int64(stems) + (1 << 20)
+        return perStem * Int64(stems) + slack
     }
 
     /// Bytes an unprivileged writer may still use on the filesystem holding `path`.
