@@ -41,7 +41,7 @@ import Testing
         #expect(config.output.mp3Preset == 2)
         #expect(config.output.clipMode == .rescale)
         #expect(config.jobs == JobsConfig(workers: 1, threads: 0, retryLimit: 3, onSuccess: .keep, onFailure: .keep,
-                                          maxFileSizeMB: 2048, maxDurationMinutes: 60, settleSeconds: 1.0))
+                                          maxFileSizeMB: 2048, maxDurationMinutes: 0, settleSeconds: 1.0))
         #expect(try DaemonConfig.load(path: nil) == config)
         #expect(try DaemonConfig.parse("") == config)
         #expect(try DaemonConfig.parse("# nothing but a comment\n[model]\n[jobs]\n") == config)

@@ -23,7 +23,7 @@ public struct JobsConfig: Sendable, Equatable {
     public var ffmpeg: String?
 
     public init(workers: Int = 1, threads: Int = 0, retryLimit: Int = 3, onSuccess: SuccessDisposition = .keep,
-                onFailure: FailureDisposition = .keep, maxFileSizeMB: Int = 2048, maxDurationMinutes: Int = 60,
+                onFailure: FailureDisposition = .keep, maxFileSizeMB: Int = 2048, maxDurationMinutes: Int = 0,
                 settleSeconds: Double = 1.0, ffmpeg: String? = nil) {
         self.workers = workers
         self.threads = threads
