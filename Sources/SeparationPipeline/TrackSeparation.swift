@@ -55,17 +55,24 @@ public struct TrackSeparation {
     /// - Parameters:
     ///   - decoded: called with the track's length once it is decoded, before the separation;
     ///     it may throw to stop (a length or disk limit).
+    ///   - progress: called at every decoded block, separated segment and encoded chunk (so
+    ///     also a heartbeat), with the share of the expected time done.
     public func run(input: String, staging: String,
                     decoded: (Int) throws -> Void = { _ in },
-                    progress: (@Sendable (SeparationProgress) -> Void)? = nil,
+                    progress: (@Sendable (TrackProgress) -> Void)? = nil,
                     isCancelled: (@Sendable () -> Bool)? = nil) throws -> (files: [String], frames: Int) {
         let bag = separator.bag
         let channels = bag.audioChannels, rate = bag.samplerate
         let mix = try PCMSpool(path: staging + "/.mix.f32", channels: channels, sampleRate: rate)
         defer { mix.remove() }
+        let estimate = TrackProgressEstimator(callback: progress)
+        let stop = StopCheck(isCancelled)
+        estimate.decoding()
         do {
             try AudioDecoder.stream(path: input, sampleRate: rate, channels: channels, ffmpeg: ffmpeg) { block in
                 do { try mix.append(block) } catch { throw SpoolFailure(error: error) }
+                estimate.decoding()
+                try stop.check()
             }
         } catch let failure as SpoolFailure {
             throw MixSpoolFailure(error: failure.error, bytes: Int64(mix.frames) * Int64(channels) * 4)
@@ -74,6 +81,7 @@ public struct TrackSeparation {
         }
         let frames = mix.frames
         try decoded(frames)
+        estimate.startSeparation(frames: frames, outputs: outputs.count, formats: formats.map(\.options))
 
         let spools = try outputs.enumerated().map { i, _ in
             try PCMSpool(path: staging + "/.stem\(i).f32", channels: channels, sampleRate: rate)
@@ -85,14 +93,16 @@ public struct TrackSeparation {
             for (recipe, spool) in zip(outputs, spools) {
                 try spool.append(Self.rows(of: recipe, block, sources: bag.sources.count, original: original))
             }
-        }, progress: progress, isCancelled: isCancelled)
+        }, progress: { estimate.separated($0.fraction) }, isCancelled: isCancelled)
         mix.remove()
+        estimate.startEncoding()
 
         var files: [String] = []
         for (recipe, spool) in zip(outputs, spools) {
             for (ext, options) in formats {
                 let name = "\(recipe.name).\(ext)"
-                try Self.encode(spool, to: staging + "/" + name, options: options)
+                try stop.check(now: true)
+                try Self.encode(spool, to: staging + "/" + name, options: options, progress: estimate, stop: stop)
                 files.append(name)
             }
             spool.remove()
@@ -125,7 +135,8 @@ public struct TrackSeparation {
     static let encodeChunk = 1 << 16
 
     /// Encodes a spooled output into one file, rescaled (when asked) by the spool's peak.
-    static func encode(_ spool: PCMSpool, to path: String, options: EncodeOptions) throws {
+    static func encode(_ spool: PCMSpool, to path: String, options: EncodeOptions,
+                       progress: TrackProgressEstimator? = nil, stop: StopCheck? = nil) throws {
         let writer = try AudioFileWriter(path: path, sampleRate: spool.sampleRate, channels: spool.channels,
                                          frames: spool.frames, options: options, peak: spool.peak)
         var start = 0
@@ -133,8 +144,30 @@ public struct TrackSeparation {
             let n = min(encodeChunk, spool.frames - start)
             try writer.write(spool.read(from: start, count: n))
             start += n
+            progress?.encoded(frames: n)
+            try stop?.check()
         }
         try writer.finish()
+    }
+}
+
+/// Asks `isCancelled` (which may read a database) at most twice a second from the decode and
+/// encode loops, and throws the engine's cancellation as the separation does.
+final class StopCheck {
+    private let isCancelled: (@Sendable () -> Bool)?
+    private var last = Date.distantPast
+
+    init(_ isCancelled: (@Sendable () -> Bool)?) {
+        self.isCancelled = isCancelled
+    }
+
+    /// - Parameter now: ask whatever the time since the last question (before each file).
+    func check(now asked: Bool = false) throws {
+        guard let isCancelled else { return }
+        let now = Date()
+        guard asked || now.timeIntervalSince(last) >= 0.5 else { return }
+        last = now
+        if isCancelled() { throw EngineError(.cancelled, "separation cancelled") }
     }
 }
 

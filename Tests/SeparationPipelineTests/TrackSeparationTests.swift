@@ -82,4 +82,67 @@ import Testing
         #expect(throws: TrackSeparation.DecodingFailure.self) { try job.run(input: dir + "/x.wav", staging: dir) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["x.wav"])
     }
+
+    /// Progress comes from every stage — so it is also a heartbeat while a long track decodes
+    /// or its MP3s are encoded — in stage order, never going back, and reaches 1 only at the end.
+    @Test func reportsProgressThroughEveryStage() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = try Self.input(in: dir)
+        let bag = try ModelRepository(root: Self.fixtures + "/models").load("tiny4")
+        let reports = Reports()
+        _ = try TrackSeparation(separator: Separator(bag: bag), outputs: StemRecipe.outputs(sources: bag.sources, twoStems: nil),
+                                formats: Self.formats)
+            .run(input: input, staging: dir, progress: { reports.add($0) })
+        let all = reports.all
+        let stages = all.map(\.stage)
+        #expect(stages.first == .decoding)
+        #expect(stages.filter { $0 == .decoding }.count >= 2, "one report before the decode and one per block")
+        #expect(stages.contains(.separating))
+        // 4 stems × 3 formats × at least one chunk each.
+        #expect(stages.filter { $0 == .encoding }.count >= 12)
+        #expect(stages == stages.sorted { $0.order < $1.order }, "\(stages)")
+        #expect(zip(all, all.dropFirst()).allSatisfy { $0.fraction <= $1.fraction })
+        #expect(all.last?.fraction == 1)
+        #expect(all.dropLast().allSatisfy { $0.fraction < 1 })
+        let lastSeparating = all.last { $0.stage == .separating }?.fraction ?? 0
+        #expect(lastSeparating > 0 && lastSeparating < 1)
+    }
+
+    /// A request to stop is heard in the decode and encode loops too, not only between segments.
+    @Test(arguments: [TrackProgress.Stage.decoding, .encoding])
+    func stopsWhenCancelledWhileItsStageRuns(_ stage: TrackProgress.Stage) throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = try Self.input(in: dir)
+        let bag = try ModelRepository(root: Self.fixtures + "/models").load("tiny4")
+        let reports = Reports()
+        let job = TrackSeparation(separator: Separator(bag: bag), outputs: StemRecipe.outputs(sources: bag.sources, twoStems: nil),
+                                  formats: Self.formats)
+        #expect(throws: EngineError.self) {
+            try job.run(input: input, staging: dir, progress: { reports.add($0) },
+                        isCancelled: { reports.all.last?.stage == stage })
+        }
+        let stages = Set(reports.all.map(\.stage))
+        if stage == .decoding { #expect(!stages.contains(.separating)) }
+        #expect(reports.all.last?.fraction ?? 1 < 1)
+    }
+}
+
+/// Progress reports collected from any thread.
+final class Reports: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [TrackProgress] = []
+    func add(_ p: TrackProgress) { lock.withLock { list.append(p) } }
+    var all: [TrackProgress] { lock.withLock { list } }
+}
+
+extension TrackProgress.Stage {
+    var order: Int {
+        switch self {
+        case .decoding: 0
+        case .separating: 1
+        case .encoding: 2
+        }
+    }
 }

@@ -220,7 +220,7 @@ struct JobRunner: Sendable {
                 }
             }, progress: { p in
                 beat()
-                if throttle.ready() || p.done == p.total {
+                if throttle.ready() || p.fraction >= 1 {
                     if (try? store.updateProgress(claim, progress: p.fraction)) == false { stale.set() }
                 }
             }, isCancelled: {
