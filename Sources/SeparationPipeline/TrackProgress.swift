@@ -38,9 +38,11 @@ final class TrackProgressEstimator: @unchecked Sendable {
         self.callback = callback
     }
 
-    /// Encoding seconds per frame and output of each format, before a rate is measured
-    /// (`demucsctl separate` with the test model on 10 minutes, 2-core EPYC): MP3 at the
-    /// default settings is far the slowest.
+    /// Encoding seconds per frame and output of each format, before a rate is measured:
+    /// 0.0024 s per second of 44.1 kHz audio for a 16-bit WAV stem, 0.025 s for an MP3 at the
+    /// default 320 kbit/s preset 2 (`demucsctl separate` with the test model on 10 minutes,
+    /// four stems against two, WAV against MP3, 2-core EPYC). An MP3 stem costs a twentieth of
+    /// the audio's duration: with htdemucs and the daemon's WAV + MP3, a fifth of a job's time.
     static func priorSecondsPerFrame(_ options: EncodeOptions) -> Double {
         options.format == .mp3 ? 1.0 / 44100 / 40 : 1.0 / 44100 / 400
     }
