@@ -157,15 +157,23 @@ final class DaemonHarness: @unchecked Sendable {
     /// output appended to `logPath`.
     /// - Parameter environment: added to the child's environment (`NOTIFY_SOCKET` for a test
     ///   that plays systemd).
-    func start(extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// - Parameter wrapper: a command that runs the daemon (its executable and arguments, the
+    ///   daemon's command line appended), e.g. a sandbox.
+    func start(extraArguments: [String] = [], environment: [String: String] = [:], wrapper: [String] = []) throws {
         precondition(!isRunning, "the daemon already runs")
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         try handle.seekToEnd()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: E2EPaths.demucsd)
         var arguments = ["--data", data, "--repo", repo, "-n", modelName]
         if let configPath { arguments += ["--config", configPath] }
-        process.arguments = arguments + extraArguments
+        arguments += extraArguments
+        if let tool = wrapper.first {
+            process.executableURL = URL(fileURLWithPath: tool)
+            process.arguments = Array(wrapper.dropFirst()) + [E2EPaths.demucsd] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: E2EPaths.demucsd)
+            process.arguments = arguments
+        }
         process.environment = Self.childEnvironment.merging(environment) { $1 }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = handle
@@ -178,8 +186,8 @@ final class DaemonHarness: @unchecked Sendable {
 
     /// Starts the daemon and waits until `demucsctl status` would call it running (its row is in
     /// the database with a live pid), so files dropped afterwards are seen by its watch.
-    func startAndWaitReady(timeout: Double = 30) throws {
-        try start()
+    func startAndWaitReady(timeout: Double = 30, wrapper: [String] = []) throws {
+        try start(wrapper: wrapper)
         let ready = waitUntil(timeout: timeout) {
             guard isRunning else { return false }
             let store = try JobStore.openReadOnly(path: database)
