@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // Thin C shims: module maps over system libraries, nothing else.
@@ -56,6 +57,14 @@ let package = Package(
             ]
         ),
         .target(name: "JobStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        // The job queue in PostgreSQL for several hosts: leases, rescue, fenced writes.
+        .target(
+            name: "PostgresJobStore",
+            dependencies: [
+                "JobStore", .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "Watcher"),
         .target(
             name: "DemucsDaemon",
@@ -86,6 +95,7 @@ let package = Package(
         .testTarget(name: "SeparationPipelineTests", dependencies: ["SeparationPipeline", "DemucsEngine", "AudioIO"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "DemucsEngine"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
+        .testTarget(name: "PostgresJobStoreTests", dependencies: ["PostgresJobStore", "JobStore"]),
         .testTarget(name: "CheckpointImportTests", dependencies: ["CheckpointImport", "DemucsEngine"]),
         .testTarget(name: "WatcherTests", dependencies: ["Watcher"]),
         .testTarget(

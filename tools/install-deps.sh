@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages demucsd builds and runs against (the Swift toolchain itself is
 # assumed). Idempotent: does nothing when they are all present. Needs root (or sudo) to install.
 set -euo pipefail
-packages=(pkg-config libsndfile1-dev libmp3lame-dev libopenblas-dev libsqlite3-dev ffmpeg libseccomp-dev)
+packages=(pkg-config libsndfile1-dev libmp3lame-dev libopenblas-dev libsqlite3-dev ffmpeg libseccomp-dev postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
