@@ -4,8 +4,8 @@ import PostgresNIO
 /// A `postgresql://` URL as libpq takes it, turned into PostgresNIO's client configuration:
 /// `postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, and for a unix socket the folder in
 /// `?host=/run/postgresql` (libpq's rule: a host that starts with `/` is a socket folder, the
-/// socket being `FOLDER/.s.PGSQL.PORT`). TLS is not used: the multi-host deployment reaches its
-/// database over a private network or a socket (docs/SCALING.md).
+/// socket being `FOLDER/.s.PGSQL.PORT`). TLS is not used: the hosts reach their database over a
+/// unix socket or a private network.
 public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     public var user: String
     public var password: String?
