@@ -195,7 +195,8 @@ struct JobRunner: Sendable {
                           into dir: String, progress beat: @escaping @Sendable () -> Void,
                           stopRequested: @escaping @Sendable () -> Bool) throws -> (files: [String], frames: Int) {
         let separator = Separator(bag: bag, options: settings.separation)
-        let recipes = StemRecipe.outputs(sources: bag.sources, twoStems: Self.twoStemIndex(bag, settings).map { bag.sources[$0] })
+        // A two-stem setting naming no stem of the model writes every stem.
+        let recipes = StemRecipe.outputs(sources: bag.sources, twoStems: settings.twoStems)
         let pipeline = TrackSeparation(separator: separator, outputs: recipes, formats: settings.formats, ffmpeg: settings.ffmpeg)
         let store = self.store
         let throttle = Throttle(interval: 0.5)
@@ -238,12 +239,6 @@ struct JobRunner: Sendable {
             }
             throw failure.error
         }
-    }
-
-    /// The stem of two-stem mode (`<stem>` and `no_<stem>` are written), when it is one of the
-    /// model's; otherwise every stem is written.
-    private static func twoStemIndex(_ bag: ModelBag, _ settings: WorkSettings) -> Int? {
-        settings.twoStems.flatMap { bag.sources.firstIndex(of: $0) }
     }
 
     /// Keeps, moves or deletes the input after its job ended — only when the name still holds
