@@ -4,8 +4,18 @@ import PostgresNIO
 
 /// Claim, lease, heartbeat, rescue and the fenced end of an attempt.
 extension PostgresJobStore {
-    // Every write for a claim has the condition "this claim is the job's current one and the
-    // job is running": id, claim_sequence and holder as in the token, state 'running'.
+    /// `head` with the condition of every write for a claim appended: "this claim is the
+    /// job's current one and the job is running" (id, claim_sequence and holder as in the
+    /// token, state 'running'), then `tail`.
+    static func whereCurrent(_ claim: Claim, _ head: PostgresQuery, _ tail: String = "") throws -> PostgresQuery {
+        var query = head
+        let n = query.binds.count
+        query.sql += " WHERE id = $\(n + 1) AND claim_sequence = $\(n + 2) AND holder = $\(n + 3) AND state = 'running'" + tail
+        try query.binds.append(claim.jobID)
+        try query.binds.append(claim.sequence)
+        try query.binds.append(claim.worker)
+        return query
+    }
 
     /// Takes the oldest queued job nobody holds, in one statement: the row is locked by
     /// `FOR UPDATE SKIP LOCKED`, so hosts claiming at once each get another job (or none), never
@@ -27,15 +37,13 @@ extension PostgresJobStore {
     /// Extends the lease of a current claim to `lease` seconds from now; `false` when the
     /// claim is no longer current (rescued, cancelled, retried): the worker must stop.
     public func renew(_ claim: Claim, lease: Double) async throws -> Bool {
-        let query: PostgresQuery = """
-            UPDATE job SET lease_until = now() + make_interval(secs => \(lease))
-            WHERE id = \(claim.jobID) AND claim_sequence = \(claim.sequence) AND holder = \(claim.worker) AND state = 'running' RETURNING id
-            """
+        let query = try Self.whereCurrent(claim, "UPDATE job SET lease_until = now() + make_interval(secs => \(lease))",
+                                          " RETURNING id")
         return try await client.query(query, logger: logger).collect().count == 1
     }
 
     public func isCurrent(_ claim: Claim) async throws -> Bool {
-        let query: PostgresQuery = "SELECT id FROM job WHERE id = \(claim.jobID) AND claim_sequence = \(claim.sequence) AND holder = \(claim.worker) AND state = 'running'"
+        let query = try Self.whereCurrent(claim, "SELECT id FROM job")
         return try await client.query(query, logger: logger).collect().count == 1
     }
 
@@ -63,15 +71,14 @@ extension PostgresJobStore {
                        publish: @Sendable () throws -> Void = {}) async throws -> Bool {
         let outputsJSON = String(decoding: try JSONEncoder().encode(outputs), as: UTF8.self)
         return try await client.withTransaction(logger: logger) { connection in
-            let lock: PostgresQuery = "SELECT id FROM job WHERE id = \(claim.jobID) AND claim_sequence = \(claim.sequence) AND holder = \(claim.worker) AND state = 'running' FOR UPDATE"
+            let lock = try Self.whereCurrent(claim, "SELECT id FROM job", " FOR UPDATE")
             guard try await connection.query(lock, logger: self.logger).collect().count == 1 else { return false }
             try publish()
-            let update: PostgresQuery = """
+            let update = try Self.whereCurrent(claim, """
                 UPDATE job SET state = 'done', holder = NULL, lease_until = NULL, progress = 1, error = NULL,
                                output_name = \(outputName), outputs = \(outputsJSON)::jsonb,
                                audio_seconds = \(audioSeconds), finished_at = now()
-                WHERE id = \(claim.jobID) AND claim_sequence = \(claim.sequence) AND holder = \(claim.worker) AND state = 'running'
-                """
+                """)
             try await connection.query(update, logger: self.logger)
             return true
         }
