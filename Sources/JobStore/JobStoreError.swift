@@ -26,6 +26,11 @@ public struct JobStoreError: Error, CustomStringConvertible, Sendable, Equatable
         case corruptRow
         /// Any other SQLite failure.
         case sqlite
+        /// The database server (PostgreSQL) cannot be reached, closed the connection, or did
+        /// not answer in time.
+        case unreachable
+        /// Any other failure the database server (PostgreSQL) reported.
+        case database
     }
 
     public var kind: Kind

@@ -4,6 +4,9 @@
 /// database open gives the CLI everything (jobs and daemon health) consistently, and so
 /// operators with only group read access need no other file.
 public struct DaemonInfo: Codable, Sendable, Equatable {
+    /// The daemon's node name (`--node`, default `hostname:pid`): the prefix of its workers'
+    /// names (`NODE/worker-N`) in ``Job/holder`` and ``Job/worker``.
+    public var node: String
     /// Process id, so `status` can check the process still exists (a stale row after kill -9).
     public var pid: Int32
     /// When the daemon started (seconds since epoch).
@@ -22,8 +25,9 @@ public struct DaemonInfo: Codable, Sendable, Equatable {
 
     public init(
         pid: Int32, startedAt: Double, version: String, model: String,
-        heartbeat: Double, status: String, problem: String? = nil
+        heartbeat: Double, status: String, problem: String? = nil, node: String = ""
     ) {
+        self.node = node
         self.pid = pid
         self.startedAt = startedAt
         self.version = version
