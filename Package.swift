@@ -65,11 +65,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "Watcher"),
+        .target(name: "Watcher", dependencies: ["CSystemShims"]),
         .target(
             name: "DemucsDaemon",
             dependencies: [
-                "DemucsEngine", "AudioIO", "SeparationPipeline", "ModelStore", "JobStore", "Watcher", "CSystemShims",
+                "DemucsEngine", "AudioIO", "SeparationPipeline", "ModelStore", "JobStore", "PostgresJobStore", "Watcher", "CSystemShims",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -84,8 +84,9 @@ let package = Package(
         .target(
             name: "DemucsCLI",
             dependencies: [
-                "DemucsEngine", "AudioIO", "SeparationPipeline", "ModelStore", "JobStore", "CheckpointImport",
+                "DemucsEngine", "AudioIO", "SeparationPipeline", "ModelStore", "JobStore", "PostgresJobStore", "CheckpointImport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "demucsctl", dependencies: ["DemucsCLI"]),
@@ -95,13 +96,15 @@ let package = Package(
         .testTarget(name: "SeparationPipelineTests", dependencies: ["SeparationPipeline", "DemucsEngine", "AudioIO"]),
         .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "DemucsEngine"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
-        .testTarget(name: "PostgresJobStoreTests", dependencies: ["PostgresJobStore", "JobStore"]),
+        // A real PostgreSQL server for the tests (not a product; test targets only depend on it).
+        .target(name: "PostgresTestSupport", dependencies: ["PostgresJobStore"], path: "Tests/PostgresTestSupport"),
+        .testTarget(name: "PostgresJobStoreTests", dependencies: ["PostgresJobStore", "JobStore", "PostgresTestSupport"]),
         .testTarget(name: "CheckpointImportTests", dependencies: ["CheckpointImport", "DemucsEngine"]),
         .testTarget(name: "WatcherTests", dependencies: ["Watcher"]),
         .testTarget(
             name: "DemucsDaemonTests",
             dependencies: [
-                "DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl",
+                "DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl", "PostgresTestSupport", "PostgresJobStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

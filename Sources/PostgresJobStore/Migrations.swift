@@ -57,6 +57,22 @@ enum Migrations {
             "CREATE INDEX job_content_hash ON job (content_hash, state)",
             "CREATE INDEX job_input_name ON job (input_name)",
         ]),
+        (2, [
+            // The daemons sharing the queue (see PostgresJobStore+Workers.swift).
+            """
+            CREATE TABLE worker_node (
+                node       text        PRIMARY KEY CHECK (node <> ''),
+                pid        bigint      NOT NULL,
+                version    text        NOT NULL,
+                model      text        NOT NULL,
+                started_at timestamptz NOT NULL,
+                heartbeat  timestamptz NOT NULL,
+                status     text        NOT NULL,
+                problem    text
+            )
+            """,
+            "CREATE INDEX job_output_name ON job (output_name)",
+        ]),
     ]
 
     /// Applies what is missing; returns the versions it applied (empty when another host had).

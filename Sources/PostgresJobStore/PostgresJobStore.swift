@@ -14,12 +14,24 @@ import PostgresNIO
 public final class PostgresJobStore: Sendable {
     public let url: DatabaseURL
     public let client: PostgresClient
+    /// How long a claim lasts without renewal, in seconds (the holder renews every third of it).
+    public let lease: Double
     let logger: Logger
 
-    public init(url: DatabaseURL, logger: Logger = Logger(label: "demucsd.postgres")) {
+    /// The default lease: long enough that a host busy with a heavy segment renews in time,
+    /// short enough that a dead host's job waits about a minute.
+    public static let defaultLease: Double = 60
+
+    public init(url: DatabaseURL, lease: Double = PostgresJobStore.defaultLease,
+                logger: Logger = Logger(label: "demucsd.postgres")) {
         self.url = url
+        self.lease = lease
         self.logger = logger
-        client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
+        // The pool logs every failed connection attempt at info: while the server is down that
+        // would be a line a second. The store's own errors say what matters.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: background)
     }
 
     /// Runs the connection pool until the task is cancelled.
@@ -32,6 +44,19 @@ public final class PostgresJobStore: Sendable {
     @discardableResult
     public func migrate() async throws -> [Int] {
         try await client.withConnection { try await Migrations.apply(on: $0, logger: self.logger) }
+    }
+
+    /// The migrations the database has (empty when it has none).
+    public func appliedMigrations() async throws -> [Int] {
+        let exists = try await client.query("SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger)
+            .collect().first?.decode(Bool.self) ?? false
+        guard exists else { return [] }
+        var versions: [Int] = []
+        for try await version in try await client.query("SELECT version FROM schema_migrations ORDER BY version",
+                                                        logger: logger).decode(Int.self) {
+            versions.append(version)
+        }
+        return versions
     }
 
     /// The columns of ``Job``, times as epoch seconds.
@@ -78,20 +103,6 @@ public final class PostgresJobStore: Sendable {
         return jobs
     }
 
-    /// Queues a job for a file. (Deduplication across hosts is not done here yet.)
-    public func enqueue(inputName: String, size: Int64, modified: Double, contentHash: String, model: String) async throws -> Job {
-        let found = try await jobs("""
-            INSERT INTO job (input_name, input_size, input_modified, content_hash, state, model)
-            VALUES (\(inputName), \(size), \(modified), \(contentHash), 'queued', \(model))
-            RETURNING \(unescaped: Self.jobColumns)
-            """)
-        guard let job = found.first else { throw PostgresJobStoreError("the insert of \(inputName) returned no row") }
-        return job
-    }
-
-    public func job(id: Int64) async throws -> Job? {
-        try await jobs("SELECT \(unescaped: Self.jobColumns) FROM job WHERE id = \(id)").first
-    }
 }
 
 /// A failure of the PostgreSQL store that is not the driver's own.

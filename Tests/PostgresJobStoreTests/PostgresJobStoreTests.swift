@@ -2,6 +2,7 @@ import Foundation
 import JobStore
 import Testing
 @testable import PostgresJobStore
+import PostgresTestSupport
 
 /// The PostgreSQL queue against a real server (`PostgresTestServer`): URLs, migrations from
 /// hosts starting together, claims that never share a job, leases that run out and are
@@ -22,10 +23,13 @@ import Testing
     }
 }
 
-/// Runs `body` with `count` stores on `server`'s database, their connection pools running.
-func withStores<T: Sendable>(_ count: Int, on server: PostgresTestServer,
+/// Runs `body` with `count` stores on `server`'s database, their connection pools running;
+/// `leases` gives each its lease (the default for the rest).
+func withStores<T: Sendable>(_ count: Int, on server: PostgresTestServer, leases: [Double] = [],
                              _ body: @Sendable ([PostgresJobStore]) async throws -> T) async throws -> T {
-    let stores = (0..<count).map { _ in PostgresJobStore(url: server.url) }
+    let stores = (0..<count).map { i in
+        PostgresJobStore(url: server.url, lease: i < leases.count ? leases[i] : PostgresJobStore.defaultLease)
+    }
     return try await withThrowingTaskGroup(of: T?.self) { group in
         for store in stores { group.addTask { await store.run(); return nil } }
         let result = try await body(stores)
@@ -62,7 +66,7 @@ struct PostgresQueueTests {
                 for (n, store) in stores.enumerated() {
                     group.addTask {
                         var mine: [Int64] = []
-                        while let job = try await store.claimNext(worker: "host\(n)", lease: 60) { mine.append(job.id) }
+                        while let job = try await store.claimNext(worker: "host\(n)") { mine.append(job.id) }
                         return mine
                     }
                 }
@@ -70,7 +74,7 @@ struct PostgresQueueTests {
             }
         }
         let all = claimed.flatMap { $0 }
-        #expect(all.count == 40 && Set(all).count == 40, "\(claimed.map(\.count)) claims")
+        #expect(all.count == 40 && Set(all).count == 40, "\(claimed.map { $0.count }) claims")
     }
 
     /// kill -9 or SIGSTOP of a host: its lease runs out, another host rescues the job and runs
@@ -78,11 +82,11 @@ struct PostgresQueueTests {
     @Test func anExpiredLeaseIsHandedOnAndTheOldHolderIsFenced() async throws {
         let server = try PostgresTestServer()
         defer { server.stop() }
-        try await withStores(2, on: server) { stores in
+        try await withStores(2, on: server, leases: [0.5]) { stores in
             let (a, b) = (stores[0], stores[1])
             try await a.migrate()
-            let queued = try await a.enqueue(inputName: "set.flac", size: 10, modified: 1, contentHash: "abc", model: "m")
-            let first = try #require(try await a.claimNext(worker: "hostA:1", lease: 0.5))
+            let queued = try #require(try await a.enqueue(inputName: "set.flac", size: 10, modified: 1, contentHash: "abc", model: "m"))
+            let first = try #require(try await a.claimNext(worker: "hostA:1"))
             let old = try #require(first.claim)
             #expect(first.id == queued.id && first.attempts == 1)
             #expect(try await b.rescueExpired(retries: 3).isEmpty, "a live lease is not rescued")
@@ -90,15 +94,14 @@ struct PostgresQueueTests {
             let rescued = try await b.rescueExpired(retries: 3)
             #expect(rescued.map(\.state) == [.queued])
             #expect(rescued.first?.error?.contains("hostA:1") == true)
-            #expect(try await a.renew(old, lease: 60) == false)
-            let second = try #require(try await b.claimNext(worker: "hostB:2", lease: 60))
+            #expect(try await a.renew(old) == false)
+            let second = try #require(try await b.claimNext(worker: "hostB:2"))
             #expect(second.id == queued.id && second.attempts == 2)
             let published = Flag()
-            #expect(try await a.finish(old, outputName: "set", outputs: ["set/vocals.wav"], audioSeconds: 1,
-                                       publish: { published.set() }) == false)
+            let result = JobStore.JobResult(outputs: ["set/vocals.wav"], audioSeconds: 1)
+            #expect(try await a.finish(old, result: result, publish: { published.set() }) == false)
             #expect(!published.isSet, "the old holder must publish nothing")
-            #expect(try await b.finish(try #require(second.claim), outputName: "set", outputs: ["set/vocals.wav"],
-                                       audioSeconds: 1, publish: { published.set() }))
+            #expect(try await b.finish(try #require(second.claim), result: result, publish: { published.set() }))
             #expect(published.isSet)
             let done = try #require(try await a.job(id: queued.id))
             #expect(done.state == .done && done.attempts == 2 && done.worker == "hostB:2" && done.outputs == ["set/vocals.wav"])
@@ -108,14 +111,14 @@ struct PostgresQueueTests {
     @Test func aRescueWithAttemptsSpentFailsTheJobAndARenewedLeaseIsKept() async throws {
         let server = try PostgresTestServer()
         defer { server.stop() }
-        try await withStores(1, on: server) { stores in
-            let store = stores[0]
+        try await withStores(2, on: server, leases: [0.5, 60]) { stores in
+            let (store, long) = (stores[0], stores[1])
             try await store.migrate()
             _ = try await store.enqueue(inputName: "a.wav", size: 1, modified: 0, contentHash: "a", model: "m")
             _ = try await store.enqueue(inputName: "b.wav", size: 1, modified: 0, contentHash: "b", model: "m")
-            let a = try #require(try await store.claimNext(worker: "h:1", lease: 0.5))
-            let b = try #require(try await store.claimNext(worker: "h:1", lease: 0.5))
-            #expect(try await store.renew(try #require(b.claim), lease: 60))
+            let a = try #require(try await store.claimNext(worker: "h:1"))
+            let b = try #require(try await store.claimNext(worker: "h:1"))
+            #expect(try await long.renew(try #require(b.claim)), "renewed by a host whose lease is a minute")
             try await Task.sleep(for: .seconds(1))
             let rescued = try await store.rescueExpired(retries: 0)
             #expect(rescued.map(\.id) == [a.id] && rescued.first?.state == .failed, "\(rescued)")

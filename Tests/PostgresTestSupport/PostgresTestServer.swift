@@ -1,5 +1,5 @@
 import Foundation
-@testable import PostgresJobStore
+import PostgresJobStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,13 +9,13 @@ import Glibc
 /// `pg_ctl` as the `postgres` user when the tests run as root (initdb refuses root), trust
 /// authentication, no TCP listener, its unix socket in the folder. Stopped and removed when it
 /// goes away.
-final class PostgresTestServer {
-    let folder: String
-    let url: DatabaseURL
+public final class PostgresTestServer: @unchecked Sendable {
+    public let folder: String
+    public let url: DatabaseURL
     private var running = true
 
     /// The newest installed server's binaries.
-    static let binaries: String? = {
+    public static let binaries: String? = {
         let root = "/usr/lib/postgresql"
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
         return versions.last.map { "\(root)/\($0)/bin" }.flatMap {
@@ -23,11 +23,11 @@ final class PostgresTestServer {
         }
     }()
 
-    static var available: Bool {
+    public static var available: Bool {
         binaries != nil && (getuid() != 0 || getpwnam("postgres") != nil)
     }
 
-    init() throws {
+    public init() throws {
         let bin = try Self.require(Self.binaries, "no PostgreSQL server installed")
         var template = Array((NSTemporaryDirectory() + "/demucsd-pg-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw ServerError("mkdtemp failed") }
@@ -45,17 +45,23 @@ final class PostgresTestServer {
 
     deinit { stop() }
 
-    func stop() {
+    /// `pg_ctl restart`: every connection is cut, the server comes back on the same socket.
+    public func restart() throws {
+        let bin = try Self.require(Self.binaries, "no PostgreSQL server installed")
+        try Self.asPostgres(bin + "/pg_ctl", ["-D", folder + "/db", "-l", folder + "/log", "-m", "fast", "-w", "-t", "60", "restart"])
+    }
+
+    public func stop() {
         guard running, let bin = Self.binaries else { return }
         running = false
         try? Self.asPostgres(bin + "/pg_ctl", ["-D", folder + "/db", "-m", "immediate", "-w", "stop"])
         try? FileManager.default.removeItem(atPath: folder)
     }
 
-    var log: String { (try? String(contentsOfFile: folder + "/log", encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOfFile: folder + "/log", encoding: .utf8)) ?? "" }
 
-    struct ServerError: Error, CustomStringConvertible {
-        let description: String
+    public struct ServerError: Error, CustomStringConvertible {
+        public let description: String
         init(_ description: String) { self.description = description }
     }
 
