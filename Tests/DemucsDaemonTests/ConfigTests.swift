@@ -206,7 +206,7 @@ import Testing
         let section = try #require(error("[outptu]\nmp3 = false\n"))
         #expect(section.description == "demucsd.conf: [outptu] is not a known section; did you mean [output]?")
         let other = try #require(error("[logging]\nlevel = \"debug\"\n"))
-        #expect(other.description == "demucsd.conf: [logging] is not a known section (known sections: [model], [separation], [output], [jobs])")
+        #expect(other.description == "demucsd.conf: [logging] is not a known section (known sections: [model], [separation], [output], [jobs], [database], [watch])")
 
         let nested = try #require(error("[output.extra]\nx = 1\n"))
         #expect(nested.key == "[output] extra")

@@ -31,16 +31,21 @@ public struct DaemonConfig: Sendable, Equatable {
     public var separation: SeparationConfig
     public var output: OutputConfig
     public var jobs: JobsConfig
+    public var database: DatabaseConfig
+    public var watch: WatchConfig
 
     /// The built-in defaults: exactly what an empty configuration file gives.
     public init(data: String = "./data", model: ModelConfig = ModelConfig(),
                 separation: SeparationConfig = SeparationConfig(), output: OutputConfig = OutputConfig(),
-                jobs: JobsConfig = JobsConfig()) {
+                jobs: JobsConfig = JobsConfig(), database: DatabaseConfig = DatabaseConfig(),
+                watch: WatchConfig = WatchConfig()) {
         self.data = data
         self.model = model
         self.separation = separation
         self.output = output
         self.jobs = jobs
+        self.database = database
+        self.watch = watch
     }
 
     /// The keys of each section, so a key written under the wrong header (or before any header)
@@ -51,6 +56,8 @@ public struct DaemonConfig: Sendable, Equatable {
         ("output", ["wav", "wav_format", "mp3", "mp3_bitrate", "mp3_preset", "flac", "clip_mode"]),
         ("jobs", ["workers", "threads", "retry_limit", "on_success", "on_failure", "max_file_size_mb",
                   "max_duration_minutes", "settle_seconds", "ffmpeg"]),
+        ("database", ["url", "lease_seconds", "heartbeat_seconds", "node"]),
+        ("watch", ["poll_seconds", "rescan_seconds"]),
     ]
 
     /// Reads the configuration file at `path`; nil gives the defaults (the daemon without `--config`).
@@ -103,6 +110,8 @@ public struct DaemonConfig: Sendable, Equatable {
             case "model": config.model = try ModelConfig(reading: &reader)
             case "separation": config.separation = try SeparationConfig(reading: &reader)
             case "output": config.output = try OutputConfig(reading: &reader)
+            case "database": config.database = try DatabaseConfig(reading: &reader)
+            case "watch": config.watch = try WatchConfig(reading: &reader)
             default: config.jobs = try JobsConfig(reading: &reader)
             }
         }
@@ -117,8 +126,21 @@ public struct DaemonConfig: Sendable, Equatable {
     ///   - modelName: `-n NAME`.
     ///   - repo: `--repo DIR`.
     /// - Throws: `ConfigError` (file `command line`) for an empty `--data` or an invalid `-n`.
-    public func overriding(data: String? = nil, modelName: String? = nil, repo: String? = nil) throws -> DaemonConfig {
+    public func overriding(data: String? = nil, modelName: String? = nil, repo: String? = nil,
+                           database: String? = nil, node: String? = nil) throws -> DaemonConfig {
         var out = self
+        if let database {
+            guard database.hasPrefix("postgresql://") || database.hasPrefix("postgres://") else {
+                throw ConfigError(file: "command line", key: "--database", problem: "\"\(database)\" is not a PostgreSQL URL (postgresql://USER@HOST/DB, or postgresql:///DB?host=/run/postgresql)")
+            }
+            out.database.url = database
+        }
+        if let node {
+            guard !node.isEmpty, !node.contains("/") else {
+                throw ConfigError(file: "command line", key: "--node", problem: "must be a name without '/'")
+            }
+            out.database.node = node
+        }
         if let data {
             guard !data.isEmpty else {
                 throw ConfigError(file: "command line", key: "--data", problem: "must name a folder")
