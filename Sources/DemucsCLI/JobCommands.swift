@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import Logging
+import PostgresJobStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,10 +12,20 @@ struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The daemon's data folder (holds input/, output/ and state/jobs.sqlite).", valueName: "DIR"))
     var data: String = ProcessInfo.processInfo.environment["DEMUCSD_DATA"] ?? "./data"
 
+    @Option(help: ArgumentHelp("The shared queue's PostgreSQL URL, as given to demucsd --database (default: $DEMUCSD_DATABASE; without it, the SQLite file in --data).", valueName: "URL"))
+    var database: String? = ProcessInfo.processInfo.environment["DEMUCSD_DATABASE"].flatMap { $0.isEmpty ? nil : $0 }
+
     var databasePath: String { URL(fileURLWithPath: data).standardizedFileURL.path + "/state/jobs.sqlite" }
 
-    /// Opens the database read-only; a missing one is a clear error with exit code 3.
-    func openReadOnly() throws -> JobStore {
+    /// How to name the queue in messages and hints (`--data DIR` or `--database URL`).
+    var queueArgument: String {
+        if let database, let url = try? DatabaseURL(database) { return "--database '\(url)'" }
+        return "--data \(data)"
+    }
+
+    /// Opens the queue for reading; a missing one is a clear error with exit code 3.
+    func openReadOnly() throws -> any JobQueue {
+        if let shared = try openShared() { return shared }
         guard FileManager.default.fileExists(atPath: databasePath) else {
             printError("no job database at \(databasePath): start demucsd with --data \(data) first, or pass --data DIR")
             throw ExitCode(3)
@@ -26,7 +38,8 @@ struct DataOptions: ParsableArguments {
         }
     }
 
-    func openReadWrite() throws -> JobStore {
+    func openReadWrite() throws -> any JobQueue {
+        if let shared = try openShared() { return shared }
         guard FileManager.default.fileExists(atPath: databasePath) else {
             printError("no job database at \(databasePath): start demucsd with --data \(data) first, or pass --data DIR")
             throw ExitCode(3)
@@ -38,6 +51,25 @@ struct DataOptions: ParsableArguments {
             throw ExitCode(3)
         }
     }
+
+    /// The PostgreSQL queue of `--database`, or nil without it. Exit code 3 when it cannot be
+    /// reached or has no demucsd schema.
+    private func openShared() throws -> (any JobQueue)? {
+        guard let database else { return nil }
+        let url: DatabaseURL
+        do {
+            url = try DatabaseURL(database)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(3)
+        }
+        do {
+            return try PostgresJobQueue(url: url, answerTimeout: 10, migrate: false, logger: Logger(label: "demucsctl"))
+        } catch {
+            printError("cannot open the job queue at \(url): \(error)")
+            throw ExitCode(3)
+        }
+    }
 }
 
 /// Whether the daemon that last wrote its info is alive: its process exists and its heartbeat
@@ -46,6 +78,12 @@ func daemonIsRunning(_ info: DaemonInfo?, now: Double = Date().timeIntervalSince
     guard let info, info.pid > 0 else { return false }
     let alive = kill(info.pid, 0) == 0 || errno == EPERM
     return alive && now - info.heartbeat < 60
+}
+
+/// The node part of a worker identity `NODE/worker-N`.
+func nodeName(_ worker: String) -> String {
+    guard let slash = worker.lastIndex(of: "/") else { return worker }
+    return String(worker[..<slash])
 }
 
 func formatDuration(_ seconds: Double) -> String {
@@ -100,6 +138,8 @@ struct JobSummary: Encodable {
     var state: String
     var progress: Double
     var attempts: Int
+    /// The node (daemon) that runs or ran the job's latest attempt.
+    var worker: String?
     var error: String?
     var output: String?
     var audio_seconds: Double?
@@ -112,6 +152,7 @@ struct JobSummary: Encodable {
         state = job.state.rawValue
         progress = job.progress
         attempts = job.attempts
+        worker = job.worker.map(nodeName)
         error = job.error
         output = job.outputName.map { "output/demucs/" + $0 }
         audio_seconds = job.audioSeconds
@@ -125,7 +166,7 @@ extension JobState: ExpressibleByArgument {}
 /// Runs `action` on job `id` through a writable store, with the messages and exit codes that
 /// `retry` and `cancel` share: 1 for an unknown job or a state the action does not apply to.
 private func changeJob(_ options: DataOptions, id: Int64, allowed: String,
-                       _ action: (JobStore) throws -> Bool, done: (Job) -> String) throws {
+                       _ action: (any JobQueue) throws -> Bool, done: (Job) -> String) throws {
     let store = try options.openReadWrite()
     guard let job = try store.job(id: id) else {
         printError("no job \(id); list them with demucsctl jobs")

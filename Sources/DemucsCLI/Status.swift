@@ -11,25 +11,59 @@ struct Status: ParsableCommand {
 
     @OptionGroup var options: DataOptions
 
-    @Flag(help: "Print JSON (daemon.running, counts.queued/running/done/failed/cancelled, current, ...).")
+    @Flag(help: "Print JSON (daemon.running, workers, counts.queued/running/done/failed/cancelled, current, ...).")
     var json = false
+
+    /// How often a daemon records its heartbeat; a worker is alive while its last one is
+    /// younger than three of these.
+    static let heartbeatInterval: Double = 5
 
     func run() throws {
         let store = try options.openReadOnly()
         let now = Date().timeIntervalSince1970
-        let info = try store.daemonInfo()
-        let running = daemonIsRunning(info, now: now)
+        let workers = try store.workers()
+        // One daemon (SQLite): is its process there and its heartbeat fresh. Shared: is any alive.
+        let alive: [String: Bool] = Dictionary(workers.map { worker in
+            (worker.info.node, store.isShared ? worker.isAlive(heartbeatInterval: Self.heartbeatInterval)
+                                              : daemonIsRunning(worker.info, now: now))
+        }, uniquingKeysWith: { a, _ in a })
+        let info = workers.first { alive[$0.info.node] == true }?.info ?? workers.first?.info
+        let running = alive.values.contains(true)
         let counts = try store.counts()
         let current = try store.running()
         let done = try store.recentDone(limit: 5)
         let failed = try store.recentFailed(limit: 5)
 
+        let hosts = workers.map { worker in
+            Host(worker: worker, alive: alive[worker.info.node] ?? false,
+                 current: current.filter { $0.holder.map(nodeName) == worker.info.node })
+        }
         if json {
-            print(try jsonReport(info: info, running: running, counts: counts, current: current, done: done, failed: failed, now: now))
+            print(try jsonReport(info: info, running: running, hosts: hosts, counts: counts, current: current, done: done,
+                                 failed: failed, now: now))
         } else {
             printReport(info: info, running: running, counts: counts, current: current, done: done, failed: failed, now: now)
+            if store.isShared { printHosts(hosts, now: now) }
         }
         if !running { throw ExitCode(1) }
+    }
+
+    /// A daemon as the report shows it.
+    struct Host {
+        var worker: WorkerStatus
+        var alive: Bool
+        var current: [Job]
+    }
+
+    private func printHosts(_ hosts: [Host], now: Double) {
+        print("hosts: \(hosts.filter(\.alive).count) alive of \(hosts.count)")
+        for host in hosts {
+            let info = host.worker.info
+            var line = "  \(info.node): " + (host.alive ? "alive" : "not alive")
+            line += " (pid \(info.pid), version \(info.version), model \(info.model), last heartbeat \(formatDuration(host.worker.secondsSinceHeartbeat)) ago)"
+            line += host.current.isEmpty ? ", idle" : ", separating " + host.current.map { "#\($0.id) \($0.inputName)" }.joined(separator: ", ")
+            print(line)
+        }
     }
 
     private func eta(_ job: Job, now: Double) -> Double? {
@@ -75,12 +109,12 @@ struct Status: ParsableCommand {
         if !failed.isEmpty {
             print("last failures:")
             for job in failed { print("  #\(job.id) \(job.inputName): \(job.error ?? "unknown error")") }
-            print("  (retry with: demucsctl retry ID --data \(options.data))")
+            print("  (retry with: demucsctl retry ID \(options.queueArgument))")
         }
         if !running { print("start it with: demucsd --data \(options.data)  (or systemctl start demucsd)") }
     }
 
-    private func jsonReport(info: DaemonInfo?, running: Bool, counts: [JobState: Int], current: [Job],
+    private func jsonReport(info: DaemonInfo?, running: Bool, hosts: [Host], counts: [JobState: Int], current: [Job],
                             done: [Job], failed: [Job], now: Double) throws -> String {
         var daemon: [String: Any] = ["running": running]
         if let info {
@@ -100,14 +134,23 @@ struct Status: ParsableCommand {
              "eta_seconds": eta(job, now: now) ?? NSNull(), "started_at": job.startedAt ?? NSNull()]
         } ?? NSNull()
         func summary(_ job: Job) -> [String: Any] {
-            ["id": job.id, "file": job.inputName, "state": job.state.rawValue, "error": job.error ?? NSNull(),
+            ["id": job.id, "attempts": job.attempts, "worker": job.worker.map(nodeName) ?? NSNull(), "file": job.inputName, "state": job.state.rawValue, "error": job.error ?? NSNull(),
              "output": job.outputName.map { "output/demucs/" + $0 } ?? NSNull(),
              "audio_seconds": job.audioSeconds ?? NSNull(),
              "reused_from": job.reusedFrom ?? NSNull(),
              "seconds": (job.finishedAt.flatMap { f in job.startedAt.map { f - $0 } }) ?? NSNull()]
         }
+        let workersObject: [[String: Any]] = hosts.map { host in
+            let info = host.worker.info
+            return ["name": info.node, "alive": host.alive, "pid": Int(info.pid), "version": info.version,
+                    "model": info.model, "started_at": info.startedAt, "heartbeat": info.heartbeat,
+                    "heartbeat_age_seconds": host.worker.secondsSinceHeartbeat, "status": info.status,
+                    "problem": info.problem ?? NSNull(),
+                    "current": host.current.first.map { ["id": $0.id, "file": $0.inputName, "progress": $0.progress] as [String: Any] } ?? NSNull(),
+                    "running_jobs": host.current.map(\.id)]
+        }
         let object: [String: Any] = [
-            "daemon": daemon, "counts": countsObject, "current": currentObject,
+            "daemon": daemon, "workers": workersObject, "counts": countsObject, "current": currentObject,
             "running_jobs": current.map(summary), "recent_done": done.map(summary), "recent_failed": failed.map(summary),
         ]
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])

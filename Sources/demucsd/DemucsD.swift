@@ -39,6 +39,12 @@ struct DemucsD: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Folder with the model files (as demucsctl separate --repo).", valueName: "DIR"))
     var repo: String?
 
+    @Option(help: ArgumentHelp("Share the job queue with other hosts in PostgreSQL (postgresql://USER@HOST/DB, or postgresql:///DB?host=/run/postgresql for a unix socket) instead of DATA/state/jobs.sqlite. See docs/SCALING.md.", valueName: "URL"))
+    var database: String?
+
+    @Option(help: ArgumentHelp("This daemon's name in the shared queue's workers table. Default: hostname:pid.", valueName: "NAME"))
+    var node: String?
+
     @Flag(name: [.customShort("v"), .long], help: "Log debug messages too.")
     var verbose = false
 
@@ -48,9 +54,10 @@ struct DemucsD: AsyncParsableCommand {
         let logFD = dup(STDERR_FILENO)
         LoggingSystem.bootstrap { JournalLogHandler(label: $0, fileDescriptor: logFD >= 0 ? logFD : STDERR_FILENO, logLevel: level) }
         let logger = Logger(label: "demucsd")
-        let (configPath, data, name, repo) = (config, data, name, repo)
+        let (configPath, data, name, repo, database, node) = (config, data, name, repo, database, node)
         let load: @Sendable () throws -> DaemonConfig = {
-            try DaemonConfig.load(path: configPath).overriding(data: data, modelName: name, repo: repo)
+            try DaemonConfig.load(path: configPath).overriding(data: data, modelName: name, repo: repo,
+                                                               database: database, node: node)
         }
         let settings: DaemonConfig
         do {

@@ -10,4 +10,9 @@
 /// (EINVAL or ENOSYS where the filesystem or kernel lacks the flag).
 int demucsd_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 
+/// The filesystem magic number (`f_type` of statfs(2), <sys/vfs.h>, which Swift's Glibc module
+/// does not include) of the filesystem holding `path`. Returns 0 and sets *magic, or -1 with
+/// errno set.
+int demucsd_filesystem_magic(const char *path, long *magic);
+
 #endif

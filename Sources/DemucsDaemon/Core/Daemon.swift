@@ -13,7 +13,9 @@ import Watcher
 /// - **worker-N** (`workers` of them): claim a job, separate it, publish it (`JobRunner`);
 /// - **heartbeat**: records liveness for `demucsctl status` and pings systemd's watchdog — only
 ///   while every thread made progress or is idle (`Liveness`), so a stuck decode or BLAS call
-///   stops the pings and systemd restarts the unit.
+///   stops the pings and systemd restarts the unit;
+/// - **lease** (a shared queue only): renews the leases of the jobs this daemon's workers hold
+///   and rescues the jobs whose lease ran out, whoever held them, every `heartbeat_seconds`.
 ///
 /// Start-up: create the folders, release the claims a crash left (`requeueInterrupted`), clear
 /// staging, install the SIGHUP handler, start the threads, tell systemd READY=1 once the watch
@@ -21,7 +23,9 @@ import Watcher
 /// are queued again), close the database, exit 0. SIGHUP: reload the configuration.
 public final class Daemon: Service, @unchecked Sendable {
     let layout: DataLayout
-    let store: JobStore
+    let store: any JobQueue
+    /// This daemon's name in the workers table; its workers are `NODE/worker-N`.
+    let node: String
     let logger: Logger
     let notifier: SystemdNotifier
     let version: String
@@ -40,6 +44,8 @@ public final class Daemon: Service, @unchecked Sendable {
     private let liveness = Liveness()
     private let pending = PendingNames()
     private let persist: PersistentWrite
+    private let held = HeldClaims()
+    private let database: DatabaseConfig
 
     /// - Parameter reload: re-reads the configuration on SIGHUP (throws to keep the old one).
     public init(layout: DataLayout, settings: WorkSettings, version: String, logger: Logger,
@@ -51,7 +57,9 @@ public final class Daemon: Service, @unchecked Sendable {
         self.logger = logger
         self.reloadSettings = reload
         try layout.create()
-        store = try JobStore(path: layout.database)
+        database = settings.config.database
+        node = database.node ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
+        store = try QueueOpening.open(database, layout: layout, logger: logger)
         notifier = SystemdNotifier()
         models = ModelProvider(settings: settings, logger: logger)
         persist = PersistentWrite(logger: logger)
@@ -86,7 +94,6 @@ public final class Daemon: Service, @unchecked Sendable {
             for await _ in hangupSignals { reload() }
         }
         let workerCount = max(1, currentSettings().workers)
-        let host = ProcessInfo.processInfo.hostName
         let finished = DispatchGroup()
         func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
             finished.enter()
@@ -98,7 +105,7 @@ public final class Daemon: Service, @unchecked Sendable {
             thread.start()
         }
         for i in 0..<workerCount {
-            let identity = "\(host):\(getpid())/worker-\(i)"
+            let identity = "\(node)/worker-\(i)"
             let slot = liveness.register("worker-\(i)")
             spawn("worker-\(i)") { [self] in workerLoop(identity: identity, slot: slot) }
         }
@@ -107,6 +114,11 @@ public final class Daemon: Service, @unchecked Sendable {
         let intakeSlot = liveness.register("intake")
         spawn("intake") { [self] in intakeLoop(slot: intakeSlot) }
         spawn("heartbeat") { [self] in heartbeatLoop() }
+        if store.isShared {
+            let leaseSlot = liveness.register("lease")
+            spawn("lease") { [self] in leaseLoop(slot: leaseSlot) }
+        }
+        store.listen { [weak self] in self?.wake() }
 
         await withGracefulShutdownHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -116,7 +128,8 @@ public final class Daemon: Service, @unchecked Sendable {
             requestStop()
         }
         hangups.cancel()
-        try? store.clearDaemonInfo()
+        try? store.unregister(node: node)
+        try? store.close()
         logger.notice("stopped")
     }
 
@@ -137,20 +150,23 @@ public final class Daemon: Service, @unchecked Sendable {
 
     private func startUp() throws {
         startedAt = Date()
-        let interrupted = try store.requeueInterrupted(retries: currentSettings().retryLimit)
+        let interrupted = try store.recoverAtStart(node: node, retries: currentSettings().retryLimit)
         if interrupted.requeued > 0 {
             logger.warning("\(interrupted.requeued) job(s) were running when the daemon last stopped; queued again")
         }
         if interrupted.failed > 0 {
             logger.error("\(interrupted.failed) job(s) were running when the daemon last stopped and have used up their retries; marked failed")
         }
-        let cleaned = OutputPublisher.cleanStaging(layout)
+        // On a shared data folder the other hosts' running attempts stay.
+        let running = store.isShared ? Set(try store.running().compactMap(\.claim).map { "\($0.jobID)-\($0.sequence)" }) : []
+        let cleaned = OutputPublisher.cleanStaging(layout) { running.contains("\($0)-\($1)") }
         if cleaned > 0 { logger.info("removed \(cleaned) unfinished output folder(s) from staging") }
         let s = currentSettings()
-        try store.setDaemonInfo(DaemonInfo(pid: getpid(), startedAt: startedAt.timeIntervalSince1970, version: version,
-                                           model: s.modelName, heartbeat: Date().timeIntervalSince1970,
-                                           status: "starting", problem: nil))
-        logger.notice("started: version \(version), data \(layout.root), model \(s.modelName), \(s.workers) worker(s)")
+        try store.register(DaemonInfo(pid: getpid(), startedAt: startedAt.timeIntervalSince1970, version: version,
+                                      model: s.modelName, heartbeat: Date().timeIntervalSince1970,
+                                      status: "starting", problem: nil, node: node))
+        let queue = store.isShared ? "shared queue \(store.location) as node \(node)" : "queue \(store.location)"
+        logger.notice("started: version \(version), data \(layout.root), model \(s.modelName), \(s.workers) worker(s), \(queue)")
     }
 
     private func reload() {
@@ -303,7 +319,8 @@ public final class Daemon: Service, @unchecked Sendable {
     /// Records liveness and a one-line status for `demucsctl status` and systemd.
     private func heartbeat() {
         let counts = (try? store.counts()) ?? [:]
-        let current = ((try? store.running()) ?? []).map { String(format: "%@ %.0f%%", $0.inputName, $0.progress * 100) }
+        let mine = ((try? store.running()) ?? []).filter { $0.holder?.hasPrefix(node + "/") ?? true }
+        let current = mine.map { String(format: "%@ %.0f%%", $0.inputName, $0.progress * 100) }
         var status = current.isEmpty ? "idle" : "separating " + current.joined(separator: ", ")
         status += ", \(counts[.queued] ?? 0) queued, \(counts[.done] ?? 0) done, \(counts[.failed] ?? 0) failed"
         var problem = models.currentProblem
@@ -315,8 +332,7 @@ public final class Daemon: Service, @unchecked Sendable {
         }
         // Jobs queued by another process (`demucsctl retry`) send no event: look for them here.
         if (counts[.queued] ?? 0) > 0 { wake() }
-        _ = try? store.touchHeartbeat(status: status)
-        _ = try? store.setDaemonProblem(problem)
+        try? store.heartbeat(node: node, status: status, problem: problem)
         notifier.status(status)
     }
 
@@ -349,6 +365,8 @@ public final class Daemon: Service, @unchecked Sendable {
                 continue
             }
             liveness.beat(slot, stage: "separating \(job.inputName)")
+            held.add(claim)
+            defer { held.remove(claim) }
             let outcome = runner.run(job, claim: claim, model: model, settings: currentSettings(),
                                      progress: { [liveness] in liveness.beat(slot, stage: "separating \(job.inputName)") },
                                      stopRequested: { [weak self] in self?.stopRequested ?? true })
@@ -361,6 +379,43 @@ public final class Daemon: Service, @unchecked Sendable {
             default:
                 break
             }
+        }
+    }
+
+    // MARK: Leases
+
+    /// Renews the leases of this daemon's claims and rescues every job whose lease ran out.
+    /// A claim found no longer current is left to its worker, which sees it at its next segment.
+    private func leaseLoop(slot: Liveness.Slot) {
+        var reported: String?
+        while !stopRequested {
+            liveness.beat(slot, stage: "renewing leases")
+            do {
+                for claim in held.all where try !store.renew(claim) {
+                    logger.warning("\(claim) was handed on (its lease ran out, or it was cancelled or retried); the attempt stops")
+                }
+                for job in try store.rescueExpired(retries: currentSettings().retryLimit) {
+                    let folder = OutputPublisher.stagingPath(layout, jobID: job.id, sequence: job.claimSequence)
+                    try? FileManager.default.removeItem(atPath: folder)
+                    let meta: Logger.Metadata = ["job": "\(job.id)", "file": "\(job.inputName)"]
+                    if job.state == .failed {
+                        logger.error("job \(job.id) (\(job.inputName)): \(job.error ?? "lease ran out"); marked failed", metadata: meta)
+                    } else {
+                        logger.warning("job \(job.id) (\(job.inputName)): \(job.error ?? "lease ran out"); queued again", metadata: meta)
+                        wake()
+                    }
+                }
+                if reported != nil { logger.notice("leases renewed again") }
+                reported = nil
+            } catch {
+                let text = "\(error)"
+                if reported != text { logger.error("cannot renew leases or rescue jobs: \(text)") }
+                reported = text
+            }
+            liveness.idle(slot)
+            lock.lock()
+            if !stopping { _ = lock.wait(until: Date().addingTimeInterval(database.heartbeatSeconds)) }
+            lock.unlock()
         }
     }
 

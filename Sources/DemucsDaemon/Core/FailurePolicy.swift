@@ -34,7 +34,8 @@ enum FailurePolicy {
             switch error.kind {
             case .busy: return .machine(cause: "the job database is locked by another process")
             case .fileSystem, .readOnly: return .machine(cause: "the job database cannot be written")
-            case .sqlite: return .machine(cause: "the job database failed")
+            case .sqlite, .database: return .machine(cause: "the job database failed")
+            case .unreachable: return .machine(cause: "the job database does not answer")
             default: return .retryable
             }
         case let error as AudioIOError:

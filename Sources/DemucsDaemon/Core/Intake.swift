@@ -12,7 +12,7 @@ import Glibc
 /// other names with a journal line.
 struct Intake: Sendable {
     let layout: DataLayout
-    let store: JobStore
+    let store: any JobQueue
     let logger: Logger
 
     /// What became of a name.

@@ -19,7 +19,7 @@ import Glibc
 /// handed on changes nothing and publishes nothing.
 struct JobRunner: Sendable {
     let layout: DataLayout
-    let store: JobStore
+    let store: any JobQueue
     let logger: Logger
     /// Retries a database write that failed because the database was busy or unwritable.
     let persist: PersistentWrite
@@ -56,7 +56,7 @@ struct JobRunner: Sendable {
                 var st = stat()
                 return lstat(output + "/" + candidate, &st) == 0
             }
-            let dir = try OutputPublisher.makeStaging(layout, jobID: job.id)
+            let dir = try OutputPublisher.makeStaging(layout, claim: claim)
             staging = dir
             let input = try InputFile(path: layout.input + "/" + job.inputName, maxSize: settings.maxFileSize)
             opened = input

@@ -1,5 +1,6 @@
 import CSystemShims
 import Foundation
+import JobStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,11 +18,34 @@ import Glibc
 /// filesystems), a new name falls back to a plain rename after checking the target is absent,
 /// and replacing refuses rather than opening a window without either folder.
 enum OutputPublisher {
-    /// A fresh staging folder for one job.
-    static func makeStaging(_ layout: DataLayout, jobID: Int64) throws -> String {
-        let path = layout.staging + "/job-\(jobID)-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    /// The staging folder of one claim of a job, `state/staging/job-ID-claim-SEQ`: a claim is
+    /// never made twice (its sequence is never reused), so on a data folder that several hosts
+    /// share, no two attempts write into one folder. Folders of the job's earlier claims (a
+    /// dead or frozen host's, whose claim was handed on) are removed here: whoever takes the
+    /// job over cleans what its last holder left.
+    static func makeStaging(_ layout: DataLayout, claim: Claim) throws -> String {
+        let fm = FileManager.default
+        for entry in (try? fm.contentsOfDirectory(atPath: layout.staging)) ?? [] {
+            if let (id, sequence) = stagingClaim(entry), id == claim.jobID, sequence < claim.sequence {
+                try? fm.removeItem(atPath: layout.staging + "/" + entry)
+            }
+        }
+        let path = stagingPath(layout, jobID: claim.jobID, sequence: claim.sequence)
+        try? fm.removeItem(atPath: path)
+        try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
+    }
+
+    static func stagingPath(_ layout: DataLayout, jobID: Int64, sequence: Int64) -> String {
+        layout.staging + "/job-\(jobID)-claim-\(sequence)"
+    }
+
+    /// The job id and claim sequence a staging folder's name carries.
+    static func stagingClaim(_ name: String) -> (Int64, Int64)? {
+        let parts = name.split(separator: "-")
+        guard parts.count == 4, parts[0] == "job", parts[2] == "claim",
+              let id = Int64(parts[1]), let sequence = Int64(parts[3]) else { return nil }
+        return (id, sequence)
     }
 
     /// Puts `staging` in place as `output/<name>`. An existing folder of that name is swapped
@@ -90,12 +114,18 @@ enum OutputPublisher {
         return MachineFault(errno: code, detail) ?? DaemonError(detail)
     }
 
-    /// Removes whatever a crash left in staging (called at start-up, before any worker runs).
-    static func cleanStaging(_ layout: DataLayout) -> Int {
+    /// Removes what a crash left in staging (called at start-up, before any worker runs):
+    /// every folder but those `keep` names by job id and claim sequence (on a shared data
+    /// folder: the attempts other hosts are running now). Returns how many it removed.
+    static func cleanStaging(_ layout: DataLayout, keep: (Int64, Int64) -> Bool = { _, _ in false }) -> Int {
         let fm = FileManager.default
-        let entries = (try? fm.contentsOfDirectory(atPath: layout.staging)) ?? []
-        for entry in entries { try? fm.removeItem(atPath: layout.staging + "/" + entry) }
-        return entries.count
+        var removed = 0
+        for entry in (try? fm.contentsOfDirectory(atPath: layout.staging)) ?? [] {
+            if let (id, sequence) = stagingClaim(entry), keep(id, sequence) { continue }
+            try? fm.removeItem(atPath: layout.staging + "/" + entry)
+            removed += 1
+        }
+        return removed
     }
 
     /// Links the files of an earlier identical job's output into `staging` (copies where the

@@ -38,7 +38,7 @@ struct PersistentWrite: Sendable {
     /// Failures of the database rather than of the request.
     static func isTransient(_ error: JobStoreError) -> Bool {
         switch error.kind {
-        case .busy, .fileSystem, .readOnly, .sqlite: return true
+        case .busy, .fileSystem, .readOnly, .sqlite, .unreachable, .database: return true
         default: return false
         }
     }

@@ -5,6 +5,8 @@ enum ReloadCheck {
         if old.workers != new.workers { names.append("jobs.workers (\(old.workers) stays)") }
         if old.settleSeconds != new.settleSeconds { names.append("jobs.settle_seconds (\(old.settleSeconds) stays)") }
         if old.config.data != new.config.data { names.append("data (\(old.config.data) stays)") }
+        if old.config.database != new.config.database { names.append("[database] (the queue opened at start-up stays)") }
+        if old.config.watch != new.config.watch { names.append("[watch] (the watch made at start-up stays)") }
         return names
     }
 }
