@@ -110,10 +110,13 @@ public final class PostgresJobQueue: JobQueue {
         return JobStoreError(.database, operation: operation, path: path, reason: "\(error)")
     }
 
-    /// Holds a caller's closure for a call that does not return before the closure is done.
+    /// Holds a caller's closure for a call that does not return before the closure is done;
+    /// ``giveBack()`` drops it before the call returns, while the task that ran it may still
+    /// hold the box (a non-escaping closure must not outlive the call).
     private final class Borrowed<F>: @unchecked Sendable {
-        let body: F
+        private(set) var body: F?
         init(_ body: F) { self.body = body }
+        func giveBack() { body = nil }
     }
 
     // MARK: JobQueue
@@ -165,8 +168,9 @@ public final class PostgresJobQueue: JobQueue {
     public func finish(_ claim: Claim, result: JobStore.JobResult, publish: () throws -> Void) throws -> Bool {
         try withoutActuallyEscaping(publish) { publish in
             let borrowed = Borrowed(publish)
+            defer { borrowed.giveBack() }
             return try wait("finish job \(claim.jobID)", bounded: false) { [store] in
-                try await store.finish(claim, result: result, publish: { try borrowed.body() })
+                try await store.finish(claim, result: result, publish: { try borrowed.body!() })
             }
         }
     }
@@ -183,8 +187,9 @@ public final class PostgresJobQueue: JobQueue {
     public func allocateOutputName(for id: Int64, preferred: String, existsOnDisk: (String) -> Bool) throws -> String {
         try withoutActuallyEscaping(existsOnDisk) { existsOnDisk in
             let borrowed = Borrowed(existsOnDisk)
+            defer { borrowed.giveBack() }
             return try wait("allocate output folder name for job \(id)", bounded: false) { [store] in
-                try await store.allocateOutputName(for: id, preferred: preferred, existsOnDisk: { borrowed.body($0) })
+                try await store.allocateOutputName(for: id, preferred: preferred, existsOnDisk: { borrowed.body!($0) })
             }
         }
     }

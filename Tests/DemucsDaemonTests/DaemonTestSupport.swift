@@ -119,11 +119,13 @@ final class DaemonHarness: @unchecked Sendable {
 
     /// - Parameter config: TOML text for `--config` (written into the temporary folder); the
     ///   default is `quickConfig`.
-    init(config: String? = DaemonHarness.quickConfig, repo: String = E2EPaths.models) throws {
+    /// - Parameter data: a data folder another harness made (hosts sharing one); default: one
+    ///   of its own in its temporary folder.
+    init(config: String? = DaemonHarness.quickConfig, repo: String = E2EPaths.models, data: String? = nil) throws {
         var template = Array((NSTemporaryDirectory() + "/demucsd-e2e-XXXXXX").utf8CString)
         guard let made = mkdtemp(&template) else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
         root = String(cString: made)
-        data = root + "/data"
+        self.data = data ?? root + "/data"
         logPath = root + "/daemon.log"
         self.repo = repo
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)

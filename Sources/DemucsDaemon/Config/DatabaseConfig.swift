@@ -31,8 +31,8 @@ public struct DatabaseConfig: Sendable, Equatable {
             throw reader.error("url", "is not a PostgreSQL URL (postgresql://USER@HOST/DB, or postgresql:///DB?host=/run/postgresql)")
         }
         self.url = url.isEmpty ? nil : url
-        leaseSeconds = try reader.double("lease_seconds", default: defaults.leaseSeconds, range: 5...3600,
-                                         rangeText: "5..3600", what: "lease in seconds")
+        leaseSeconds = try reader.double("lease_seconds", default: defaults.leaseSeconds, range: 2...3600,
+                                         rangeText: "2..3600", what: "lease in seconds")
         heartbeatSeconds = try reader.double("heartbeat_seconds", default: min(defaults.heartbeatSeconds, leaseSeconds / 3),
                                              range: 0.5...1800, rangeText: "0.5..1800", what: "heartbeat interval in seconds")
         if heartbeatSeconds > leaseSeconds / 2 {
