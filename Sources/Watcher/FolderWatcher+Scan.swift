@@ -19,6 +19,15 @@ extension FolderWatcher {
     /// user's finished drops and not worth a journal line. Names that are not valid UTF-8 are
     /// listed as `.undecodableName` with a lossy rendering of the name.
     public static func scanEntries(path: String) throws -> [(name: String, kind: EntryKind)] {
+        try scanSnapshots(path: path).map { item in
+            guard let string = item.name.string else { return (item.name.displayString, .undecodableName) }
+            return (string, item.snapshot.kind)
+        }
+    }
+
+    /// Every candidate entry directly in `path` with its `lstat` snapshot, oldest
+    /// modification first, ties broken by name bytes.
+    static func scanSnapshots(path: String) throws -> [(name: FileName, snapshot: FileSnapshot)] {
         guard let dir = opendir(path) else {
             throw WatcherError.fromErrno("opendir", path: path)
         }
@@ -46,9 +55,6 @@ extension FolderWatcher {
             let tb = (b.snapshot.modificationSeconds, b.snapshot.modificationNanoseconds)
             return ta != tb ? ta < tb : FileName.precedes(a.name, b.name)
         }
-        return found.map { item in
-            guard let string = item.name.string else { return (item.name.displayString, .undecodableName) }
-            return (string, item.snapshot.kind)
-        }
+        return found
     }
 }

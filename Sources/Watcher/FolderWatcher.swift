@@ -26,6 +26,13 @@ import Glibc
 /// inside them (users are expected to drop files, not folders; reporting a dropped folder to
 /// the user is the daemon's business, via `scanEntries`). Symbolic links are not followed.
 ///
+/// **Polling** (``Mode/poll(every:)``) replaces inotify where it cannot see the changes: on NFS
+/// or SMB, inotify reports only what this host's kernel did, never another host's writes. The
+/// watcher then creates no inotify instance at all and scans the folder every interval; a name
+/// that is new or whose `lstat` snapshot changed since the last scan goes through the same
+/// settle rule, a name that disappeared is reported removed. With inotify, ``rescan()`` is the
+/// same diff scan, as a safety net for a lost event.
+///
 /// Threading: the watcher is meant to be owned by one thread that loops on `next(timeout:)`.
 /// It is not `Sendable`; use `interrupter` to wake that thread from elsewhere.
 public final class FolderWatcher {
@@ -36,8 +43,23 @@ public final class FolderWatcher {
     /// Wakes a blocked `next(timeout:)` from another thread (e.g. on shutdown).
     public let interrupter: WatchInterrupter
 
+    /// How changes are noticed.
+    public enum Mode: Sendable, Equatable {
+        /// inotify events (a local folder).
+        case inotify
+        /// A scan of the folder every interval, no inotify (a network filesystem).
+        case poll(every: Duration)
+    }
+
+    public let mode: Mode
+    /// -1 when polling, or once closed.
     private var inotifyFD: Int32
     private let watchDescriptor: Int32
+    private var closed = false
+    /// What each name looked like when it was last reported ready or seen by a scan, so a scan
+    /// arms only what is new or changed.
+    private var known: [FileName: FileSnapshot] = [:]
+    private var nextScan: ContinuousClock.Instant?
     /// `path` as bytes, to `lstat` entries by raw name. (Deliberately not an open descriptor of
     /// the folder: holding one keeps a removed folder's inode alive and delays `IN_DELETE_SELF`
     /// until it is closed, so `folderGone` would never come.)
@@ -59,23 +81,43 @@ public final class FolderWatcher {
     /// (`ENOTDIR`), is not readable (`EACCES`) or an inotify limit is reached. Files already in
     /// the folder are not reported: list them with `scan(path:)` *after* creating the watcher,
     /// so nothing dropped in between is missed.
-    public init(path: String, settle: Duration = .seconds(1)) throws {
+    public init(path: String, settle: Duration = .seconds(1), mode: Mode = .inotify) throws {
         precondition(settle >= .zero, "settle must not be negative")
         self.path = path
         self.settle = settle
+        self.mode = mode
         self.interrupter = try WatchInterrupter()
-        let fd = try Inotify.init1(flags: Int32(IN_NONBLOCK | IN_CLOEXEC))
+        folderBytes = Array(path.utf8)
+        readBuffer = .allocate(byteCount: max(64 * 1024, Inotify.minimumReadSize),
+                               alignment: MemoryLayout<inotify_event>.alignment)
+        if case .poll(let interval) = mode {
+            precondition(interval > .zero, "the poll interval must be positive")
+            // The folder must be there and readable, as for inotify.
+            guard let dir = opendir(path) else {
+                readBuffer.deallocate()
+                throw WatcherError.fromErrno("opendir", path: path)
+            }
+            closedir(dir)
+            inotifyFD = -1
+            watchDescriptor = -1
+            nextScan = clock.now.advanced(by: interval)
+            return
+        }
+        let fd: Int32
+        do {
+            fd = try Inotify.init1(flags: Int32(IN_NONBLOCK | IN_CLOEXEC))
+        } catch {
+            readBuffer.deallocate()
+            throw error
+        }
         do {
             watchDescriptor = try Inotify.addWatch(fd: fd, path: path, mask: Self.addMask)
         } catch {
             Glibc.close(fd)
+            readBuffer.deallocate()
             throw error
         }
         inotifyFD = fd
-        folderBytes = Array(path.utf8)
-        // Large enough for many records per read; the kernel needs at least one maximal record.
-        readBuffer = .allocate(byteCount: max(64 * 1024, Inotify.minimumReadSize),
-                               alignment: MemoryLayout<inotify_event>.alignment)
     }
 
     deinit {
@@ -90,6 +132,7 @@ public final class FolderWatcher {
             Glibc.close(inotifyFD)
             inotifyFD = -1
         }
+        closed = true
         settling.removeAll()
     }
 
@@ -99,11 +142,12 @@ public final class FolderWatcher {
     /// The thread sleeps in `poll(2)` on the inotify descriptor; while names are settling the
     /// poll timeout is the earliest settle deadline, so neither idling nor debouncing costs CPU.
     public func next(timeout: Duration?) throws -> [WatchEvent] {
-        guard inotifyFD >= 0 else {
+        guard !closed else {
             throw WatcherError(errnoCode: EBADF, operation: "next", path: path)
         }
         if gone { return [.folderGone] }
         let limit = timeout.map { clock.now.advanced(by: max($0, .zero)) }
+        if case .poll(let interval) = mode { return try nextPolling(limit: limit, interval: interval) }
         while true {
             var events = settleDue(now: clock.now)
             if !events.isEmpty { return events }
@@ -205,6 +249,7 @@ public final class FolderWatcher {
                              snapshot: FileSnapshot.lstat(folder: folderBytes, name: name))
             } else if record.has(IN_DELETE | IN_MOVED_FROM) {
                 settling.cancel(name)
+                known[name] = nil
                 if let string = name.string { events.append(.removed(string)) }
             }
         }
@@ -231,6 +276,78 @@ public final class FolderWatcher {
             case .directory, .symlink, .other, .undecodableName:
                 events.append(.ignored(name, kind))
             }
+        }
+        return events
+    }
+
+    // MARK: - Scans
+
+    /// The polling form of ``next(timeout:)``: sleeps on the interrupter alone until the next
+    /// scan, settle deadline or `limit`.
+    private func nextPolling(limit: ContinuousClock.Instant?, interval: Duration) throws -> [WatchEvent] {
+        while true {
+            var events = settleDue(now: clock.now)
+            if let due = nextScan, clock.now >= due {
+                events += try scanForChanges()
+                nextScan = clock.now.advanced(by: interval)
+                if gone { return events }
+                events += settleDue(now: clock.now)
+            }
+            if !events.isEmpty { return events }
+            let now = clock.now
+            var wake = nextScan ?? now.advanced(by: interval)
+            if let deadline = settling.earliestDeadline { wake = min(wake, deadline) }
+            if let limit { wake = min(wake, limit) }
+            let readiness = try Poll.waitReadable([interrupter.readFD],
+                                                  timeoutMilliseconds: Poll.milliseconds(now.duration(to: wake)), path: path)
+            if readiness.readable[0] {
+                interrupter.drain()
+                return settleDue(now: clock.now)
+            }
+            if let limit, clock.now >= limit { return settleDue(now: clock.now) }
+        }
+    }
+
+    /// Scans the folder now and puts what is new or changed since it was last known through
+    /// the settle rule; reports what disappeared. The safety net of an inotify watch (a lost
+    /// event) and the whole watch of a polling one.
+    public func rescan() throws -> [WatchEvent] {
+        try scanForChanges()
+    }
+
+    private func scanForChanges() throws -> [WatchEvent] {
+        let entries: [(name: FileName, snapshot: FileSnapshot)]
+        do {
+            entries = try Self.scanSnapshots(path: path)
+        } catch let error as WatcherError where error.errnoCode == ENOENT || error.errnoCode == ENOTDIR {
+            gone = true
+            settling.removeAll()
+            return [.folderGone]
+        }
+        var events: [WatchEvent] = []
+        let deadline = clock.now.advanced(by: settle)
+        var present = Set<FileName>()
+        for (name, snapshot) in entries {
+            present.insert(name)
+            guard known[name] != snapshot else { continue }
+            if snapshot.kind == .regular {
+                if settling.entries[name] == nil { settling.arm(name, deadline: deadline, snapshot: snapshot) }
+            } else {
+                // Reported once, as the inotify watch does for a folder or link appearing.
+                if known[name]?.kind != snapshot.kind {
+                    events.append(.ignored(name.string ?? name.displayString, name.string == nil ? .undecodableName : snapshot.kind))
+                }
+                known[name] = snapshot
+            }
+        }
+        for name in known.keys where !present.contains(name) {
+            known[name] = nil
+            settling.cancel(name)
+            if let string = name.string { events.append(.removed(string)) }
+        }
+        for name in settling.entries.keys where !present.contains(name) {
+            settling.cancel(name)
+            if let string = name.string { events.append(.removed(string)) }
         }
         return events
     }
@@ -267,6 +384,7 @@ public final class FolderWatcher {
             if held.contains(item.snapshot.identity) {
                 settling.arm(item.name, deadline: now.advanced(by: settle), snapshot: item.snapshot)
             } else {
+                known[item.name] = item.snapshot
                 events.append(.ready(item.string))
             }
         }

@@ -196,12 +196,16 @@ public final class Daemon: Service, @unchecked Sendable {
         var watcher: FolderWatcher?
         var ready = false
         let settle = Duration.milliseconds(Int(startSettings.settleSeconds * 1000))
+        let watch = startSettings.config.watch
+        var nextRescan = Date().addingTimeInterval(watch.rescanSeconds)
         while !stopRequested {
             liveness.beat(slot, stage: nil)
             if watcher == nil {
                 do {
                     try FileManager.default.createDirectory(atPath: layout.input, withIntermediateDirectories: true)
-                    let made = try FolderWatcher(path: layout.input, settle: settle)
+                    let mode = WatchMode.choose(watch, folder: layout.input)
+                    logger.info("watching \(layout.input): \(mode.description)")
+                    let made = try FolderWatcher(path: layout.input, settle: settle, mode: mode.watcherMode)
                     lock.lock()
                     watchInterrupter = made.interrupter
                     let stopNow = stopping
@@ -237,6 +241,11 @@ public final class Daemon: Service, @unchecked Sendable {
                 if rescan, let watcher {
                     logger.warning("inotify queue overflowed; every file in input/ goes through the settle rule again")
                     handle(try watcher.armExisting())
+                }
+                // inotify can lose an event: now and then a scan looks for what changed unseen.
+                if let watcher, watcher.mode == .inotify, Date() >= nextRescan {
+                    nextRescan = Date().addingTimeInterval(watch.rescanSeconds)
+                    handle(try watcher.rescan())
                 }
             } catch {
                 logger.error("watching \(layout.input) failed: \(error); restarting the watch")
