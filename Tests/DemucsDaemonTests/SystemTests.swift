@@ -180,6 +180,9 @@ import Testing
     /// reaches the checks through `SYSTEMD_UNIT_PATH=<this folder>:`.
     private static let dropInFolder = repositoryRoot + "/systemd/drop-ins"
     private static let onlineDropIn = dropInFolder + "/demucsd.service.d/online.conf"
+    /// The drop-in of a host sharing its queue (docs/SCALING.md), in a folder of its own.
+    private static let sharedDropInFolder = dropInFolder + "/shared-queue"
+    private static let sharedDropIn = sharedDropInFolder + "/demucsd.service.d/shared-queue.conf"
 
     static var systemdAnalyze: String? {
         ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -218,16 +221,32 @@ import Testing
         }
     }
 
+    @Test func sharedQueueDropInAllowsTheDatabaseAndNothingElse() throws {
+        let lines = try Self.settingLines(Self.sharedDropIn)
+        for required in [
+            "After=network-online.target remote-fs.target", "RequiresMountsFor=/srv/demucsd", "ExecStart=",
+            "ReadWritePaths=/srv/demucsd", "PrivateNetwork=no", "RestrictAddressFamilies=",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "IPAddressAllow=192.0.2.10",
+        ] {
+            #expect(lines.contains(required), "missing \(required)")
+        }
+        let exec = try #require(lines.first { $0.hasPrefix("ExecStart=/") })
+        #expect(exec.contains("--data /srv/demucsd") && exec.contains("--database postgresql://demucsd@192.0.2.10/demucsd"))
+        #expect(!lines.contains { $0.hasPrefix("IPAddressDeny=") }, "the unit's IPAddressDeny=any must stay")
+        let config = try DaemonConfig.parse("").overriding(database: "postgresql://demucsd@192.0.2.10/demucsd")
+        #expect(config.database.url == "postgresql://demucsd@192.0.2.10/demucsd")
+    }
+
     /// `systemd-analyze verify` must print nothing at all: it exits 0 on many mistakes and only
     /// complains on stderr. It checks that ExecStart's binary exists, so it runs with a dummy
     /// /usr/local/bin/demucsd on a tmpfs in a private mount namespace (`unshare -rm`), which leaves
     /// the real /usr/local/bin untouched; where unprivileged namespaces are not allowed, a copy of the
     /// unit whose ExecStart points to a dummy in a temporary folder is verified instead.
     @Test(.enabled(if: SystemTests.systemdAnalyze != nil, "systemd-analyze is not installed"),
-          arguments: [false, true])
-    func unitFileVerifiesCleanly(withOnlineDropIn: Bool) throws {
+          arguments: [nil, "online", "shared-queue"])
+    func unitFileVerifiesCleanly(withDropIn dropIn: String?) throws {
         let analyze = try #require(Self.systemdAnalyze)
-        let unitPath = withOnlineDropIn ? Self.dropInFolder + ":" : nil
+        let unitPath = dropIn.map { $0 == "online" ? Self.dropInFolder + ":" : Self.sharedDropInFolder + ":" }
         let output: String
         if try run("/usr/bin/env", ["unshare", "-rm", "true"]).status == 0 {
             let script = """
@@ -281,6 +300,15 @@ import Testing
         let (online, rating) = try exposure(unitPath: Self.dropInFolder + ":")
         #expect(online <= 2.0, "exposure with online.conf \(online) \(rating)")
         #expect(online > offline, "online.conf was not picked up: \(online) \(rating)")
+    }
+
+    /// The shared-queue drop-in opens the network to one address; still well below "exposed".
+    @Test(.enabled(if: SystemTests.systemdAnalyze != nil, "systemd-analyze is not installed"))
+    func sharedQueueDropInExposureStaysLow() throws {
+        let (offline, _) = try exposure(unitPath: nil)
+        let (shared, rating) = try exposure(unitPath: Self.sharedDropInFolder + ":")
+        #expect(shared <= 2.0, "exposure with shared-queue.conf \(shared) \(rating)")
+        #expect(shared > offline, "shared-queue.conf was not picked up: \(shared) \(rating)")
     }
 
     /// Runs `executable` and returns its exit status and stdout + stderr together.
