@@ -393,34 +393,11 @@ public final class Daemon: Service, @unchecked Sendable {
 
     // MARK: Leases
 
-    /// Renews the leases of this daemon's claims and rescues every job whose lease ran out.
-    /// A claim found no longer current is left to its worker, which sees it at its next segment.
     private func leaseLoop(slot: Liveness.Slot) {
-        var reported: String?
+        let keeper = LeaseKeeper(store: store, held: held, layout: layout, logger: logger)
         while !stopRequested {
             liveness.beat(slot, stage: "renewing leases")
-            do {
-                for claim in held.all where try !store.renew(claim) {
-                    logger.warning("\(claim) was handed on (its lease ran out, or it was cancelled or retried); the attempt stops")
-                }
-                for job in try store.rescueExpired(retries: currentSettings().retryLimit) {
-                    let folder = OutputPublisher.stagingPath(layout, jobID: job.id, sequence: job.claimSequence)
-                    try? FileManager.default.removeItem(atPath: folder)
-                    let meta: Logger.Metadata = ["job": "\(job.id)", "file": "\(job.inputName)"]
-                    if job.state == .failed {
-                        logger.error("job \(job.id) (\(job.inputName)): \(job.error ?? "lease ran out"); marked failed", metadata: meta)
-                    } else {
-                        logger.warning("job \(job.id) (\(job.inputName)): \(job.error ?? "lease ran out"); queued again", metadata: meta)
-                        wake()
-                    }
-                }
-                if reported != nil { logger.notice("leases renewed again") }
-                reported = nil
-            } catch {
-                let text = "\(error)"
-                if reported != text { logger.error("cannot renew leases or rescue jobs: \(text)") }
-                reported = text
-            }
+            if keeper.renewAndRescue(retries: currentSettings().retryLimit) { wake() }
             liveness.idle(slot)
             lock.lock()
             if !stopping { _ = lock.wait(until: Date().addingTimeInterval(database.heartbeatSeconds)) }
