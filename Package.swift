@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "demucsctl", targets: ["demucsctl"]),
         .executable(name: "demucsd", targets: ["demucsd"]),
+        .executable(name: "demucsd-decode", targets: ["demucsd-decode"]),
         .library(name: "DemucsEngine", targets: ["DemucsEngine"]),
         .library(name: "AudioIO", targets: ["AudioIO"]),
     ],
@@ -90,6 +91,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "demucsctl", dependencies: ["DemucsCLI"]),
+        // The daemon's decoder in a process of its own (AudioIO/IsolatedDecoder.swift).
+        .executableTarget(name: "demucsd-decode", dependencies: ["AudioIO"]),
 
         .testTarget(name: "DemucsEngineTests", dependencies: ["DemucsEngine", "CDemucsKernels"]),
         .testTarget(name: "AudioIOTests", dependencies: ["AudioIO"], exclude: ["Fixtures"]),
@@ -104,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "DemucsDaemonTests",
             dependencies: [
-                "DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl", "PostgresTestSupport", "PostgresJobStore",
+                "DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl", "demucsd-decode", "PostgresTestSupport", "PostgresJobStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -247,27 +247,6 @@ struct WAVStream {
 /// An error of the block consumer, told apart from the stream's own.
 private struct SinkFailure: Error { let error: any Error }
 
-/// The last few KB a child wrote to stderr.
-private final class ChildMessages: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    private let finished = DispatchSemaphore(value: 0)
-
-    func collect(from handle: FileHandle) {
-        while let chunk = try? handle.read(upToCount: 4096), !chunk.isEmpty {
-            lock.withLock {
-                data.append(chunk)
-                if data.count > 8192 { data = data.suffix(4096) }
-            }
-        }
-        finished.signal()
-    }
-
-    func wait() { finished.wait() }
-
-    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
-}
-
 private final class ChildFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false

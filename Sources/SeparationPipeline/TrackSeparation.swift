@@ -5,8 +5,9 @@ import Foundation
 /// One track from its file to its encoded stems, at a memory cost that does not depend on the
 /// track's length:
 ///
-/// 1. decode (libsndfile, or ffmpeg through a pipe) block by block into a float32 spool of the
-///    mix in the staging folder (8 bytes per stereo frame);
+/// 1. decode (libsndfile, or ffmpeg through a pipe; in the daemon both in a child process,
+///    `IsolatedDecoder`) block by block into a float32 spool of the mix in the staging folder
+///    (8 bytes per stereo frame);
 /// 2. the streaming separation reads that spool twice for the mono statistics, then stretch by
 ///    stretch as its segments move along the track, and hands finished samples on;
 /// 3. each output (stem, sum of the others, mix minus a stem) goes to its own float32 spool,
@@ -23,13 +24,17 @@ public struct TrackSeparation {
     /// Each format's file extension and encoder settings.
     public let formats: [(ext: String, options: EncodeOptions)]
     public let ffmpeg: FFmpegDecoder?
+    /// Decode in a child process (the daemon, for files from the watch folder); nil: in this
+    /// process (`demucsctl separate`).
+    public let isolatedDecoder: IsolatedDecoder?
 
     public init(separator: Separator, outputs: [StemRecipe], formats: [(ext: String, options: EncodeOptions)],
-                ffmpeg: FFmpegDecoder? = FFmpegDecoder.onPath()) {
+                ffmpeg: FFmpegDecoder? = FFmpegDecoder.onPath(), isolatedDecoder: IsolatedDecoder? = nil) {
         self.separator = separator
         self.outputs = outputs
         self.formats = formats
         self.ffmpeg = ffmpeg
+        self.isolatedDecoder = isolatedDecoder
     }
 
     /// The input could not be decoded (as opposed to a failure of the machine: a full disk
@@ -69,10 +74,15 @@ public struct TrackSeparation {
         let stop = StopCheck(isCancelled)
         estimate.decoding()
         do {
-            try AudioDecoder.stream(path: input, sampleRate: rate, channels: channels, ffmpeg: ffmpeg) { block in
+            let sink: (AudioBuffer) throws -> Void = { block in
                 do { try mix.append(block) } catch { throw SpoolFailure(error: error) }
                 estimate.decoding()
                 try stop.check()
+            }
+            if let isolatedDecoder {
+                try isolatedDecoder.stream(path: input, sampleRate: rate, channels: channels, into: sink)
+            } else {
+                try AudioDecoder.stream(path: input, sampleRate: rate, channels: channels, ffmpeg: ffmpeg, into: sink)
             }
         } catch let failure as SpoolFailure {
             throw MixSpoolFailure(error: failure.error, bytes: Int64(mix.frames) * Int64(channels) * 4)
