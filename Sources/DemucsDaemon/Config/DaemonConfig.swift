@@ -55,7 +55,8 @@ public struct DaemonConfig: Sendable, Equatable {
         ("separation", ["shifts", "overlap", "segment", "two_stems", "precision"]),
         ("output", ["wav", "wav_format", "mp3", "mp3_bitrate", "mp3_preset", "flac", "clip_mode"]),
         ("jobs", ["workers", "threads", "retry_limit", "on_success", "on_failure", "max_file_size_mb",
-                  "max_duration_minutes", "settle_seconds", "ffmpeg"]),
+                  "max_duration_minutes", "settle_seconds", "ffmpeg", "decoder_cpu_seconds", "decoder_memory_mb",
+                  "decoder_stall_seconds"]),
         ("database", ["url", "lease_seconds", "heartbeat_seconds", "node"]),
         ("watch", ["poll_seconds", "rescan_seconds"]),
     ]

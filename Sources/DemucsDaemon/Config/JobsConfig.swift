@@ -21,6 +21,12 @@ public struct JobsConfig: Sendable, Equatable {
     /// The `ffmpeg` that decodes what libsndfile cannot read (AAC, video files, …); nil: the
     /// one on `PATH`.
     public var ffmpeg: String?
+    /// Limits of the decoder's child process (`demucsd-decode`): CPU seconds (RLIMIT_CPU),
+    /// memory in MiB (RLIMIT_AS, its ffmpeg included), and how long it may send nothing before
+    /// it is stopped. A file that crosses one fails with that reason.
+    public var decoderCPUSeconds: Int = 3600
+    public var decoderMemoryMB: Int = 4096
+    public var decoderStallSeconds: Double = 120
 
     public init(workers: Int = 1, threads: Int = 0, retryLimit: Int = 3, onSuccess: SuccessDisposition = .keep,
                 onFailure: FailureDisposition = .keep, maxFileSizeMB: Int = 2048, maxDurationMinutes: Int = 0,
@@ -69,6 +75,12 @@ public struct JobsConfig: Sendable, Equatable {
                                           rangeText: "0..3600", what: "settle time in seconds")
         let ffmpeg = try reader.string("ffmpeg", default: "")
         self.ffmpeg = ffmpeg.isEmpty ? nil : ffmpeg
+        decoderCPUSeconds = try reader.int("decoder_cpu_seconds", default: defaults.decoderCPUSeconds, range: 1...86_400,
+                                           what: "CPU time in seconds")
+        decoderMemoryMB = try reader.int("decoder_memory_mb", default: defaults.decoderMemoryMB, range: 256...1_048_576,
+                                         what: "memory in MiB")
+        decoderStallSeconds = try reader.double("decoder_stall_seconds", default: defaults.decoderStallSeconds,
+                                                range: 1...86_400, rangeText: "1..86400", what: "time in seconds")
         try reader.rejectUnknownKeys()
     }
 }

@@ -1,3 +1,4 @@
+import AudioIO
 import Foundation
 import JobStore
 import Logging
@@ -46,6 +47,8 @@ public final class Daemon: Service, @unchecked Sendable {
     private let persist: PersistentWrite
     private let held = HeldClaims()
     private let database: DatabaseConfig
+    /// `demucsd-decode`, found beside this executable at start-up.
+    private let decoderHelper: String
 
     /// - Parameter reload: re-reads the configuration on SIGHUP (throws to keep the old one).
     public init(layout: DataLayout, settings: WorkSettings, version: String, logger: Logger,
@@ -56,6 +59,10 @@ public final class Daemon: Service, @unchecked Sendable {
         self.version = version
         self.logger = logger
         self.reloadSettings = reload
+        guard let helper = IsolatedDecoder.helperBesideExecutable() else {
+            throw DaemonError("demucsd-decode is not installed beside demucsd: the daemon decodes its inputs in that helper process; install both (docs/SYSTEMD.md)")
+        }
+        decoderHelper = helper
         try layout.create()
         database = settings.config.database
         node = database.node ?? "\(ProcessInfo.processInfo.hostName):\(getpid())"
@@ -350,7 +357,7 @@ public final class Daemon: Service, @unchecked Sendable {
     private func workerLoop(identity: String, slot: Liveness.Slot) {
         var persist = self.persist
         persist.onWait = { [liveness] in liveness.beat(slot, stage: "waiting for the job database") }
-        let runner = JobRunner(layout: layout, store: store, logger: logger, persist: persist)
+        let runner = JobRunner(layout: layout, store: store, logger: logger, persist: persist, decoderHelper: decoderHelper)
         while !stopRequested {
             liveness.idle(slot)
             if let paused = pause.current() {

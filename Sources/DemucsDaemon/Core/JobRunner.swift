@@ -23,6 +23,9 @@ struct JobRunner: Sendable {
     let logger: Logger
     /// Retries a database write that failed because the database was busy or unwritable.
     let persist: PersistentWrite
+    /// The `demucsd-decode` executable: inputs from the watch folder are decoded in a child
+    /// process (`IsolatedDecoder`), so that a decoder crash or hang fails the job, not the daemon.
+    let decoderHelper: String
 
     /// How the run ended, for the worker loop.
     enum Outcome: Equatable {
@@ -197,7 +200,12 @@ struct JobRunner: Sendable {
         let separator = Separator(bag: bag, options: settings.separation)
         // A two-stem setting naming no stem of the model writes every stem.
         let recipes = StemRecipe.outputs(sources: bag.sources, twoStems: settings.twoStems)
-        let pipeline = TrackSeparation(separator: separator, outputs: recipes, formats: settings.formats, ffmpeg: settings.ffmpeg)
+        let jobs = settings.config.jobs
+        let decoder = IsolatedDecoder(helper: decoderHelper, ffmpeg: settings.ffmpeg?.executable,
+                                      cpuSeconds: jobs.decoderCPUSeconds, memoryMB: jobs.decoderMemoryMB,
+                                      stallSeconds: jobs.decoderStallSeconds)
+        let pipeline = TrackSeparation(separator: separator, outputs: recipes, formats: settings.formats, ffmpeg: settings.ffmpeg,
+                                       isolatedDecoder: decoder)
         let store = self.store
         let throttle = Throttle(interval: 0.5)
         let stale = Flag()
