@@ -48,10 +48,11 @@ public final class SafeTensorsFile {
         }
         let base = UnsafeRawPointer(mapped)
         do {
-            let headerLength = Int(UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)))
-            guard headerLength > 0, headerLength <= size - 8 else {
-                throw EngineError(.invalidModelFile, "model file \(path) is truncated or not a safetensors file (header length \(headerLength), file size \(size))")
+            let lengthField = UInt64(littleEndian: base.loadUnaligned(as: UInt64.self))
+            guard lengthField > 0, lengthField <= UInt64(size - 8) else {
+                throw EngineError(.invalidModelFile, "model file \(path) is truncated or not a safetensors file (header length \(lengthField), file size \(size))")
             }
+            let headerLength = Int(lengthField)
             let headerData = Data(bytes: base + 8, count: headerLength)
             guard let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
                 throw EngineError(.invalidModelFile, "model file \(path) has an unreadable safetensors header")
@@ -66,20 +67,28 @@ public final class SafeTensorsFile {
                 }
                 guard let info = value as? [String: Any],
                       let dtype = info["dtype"] as? String,
-                      let shape = (info["shape"] as? [NSNumber])?.map({ $0.intValue }),
-                      let offsets = (info["data_offsets"] as? [NSNumber])?.map({ $0.intValue }),
+                      let shape = Self.sizes(info["shape"]),
+                      let offsets = Self.sizes(info["data_offsets"]),
                       offsets.count == 2
                 else {
-                    throw EngineError(.invalidModelFile, "model file \(path): bad header entry for tensor \(name)")
+                    throw EngineError(.invalidModelFile, "model file \(path): bad header entry for tensor \(name) (dtype, shape and data_offsets must be a name and lists of whole numbers from 0)")
                 }
                 guard let width = SafeTensorsFile.byteWidth(dtype) else {
                     throw EngineError(.invalidModelFile, "model file \(path): tensor \(name) has unsupported dtype \(dtype)")
                 }
-                let count = shape.reduce(1, *)
-                guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == count * width else {
+                // The size in bytes, refused where it would not fit an Int (a forged shape).
+                var bytes = width
+                for dimension in shape {
+                    let product = bytes.multipliedReportingOverflow(by: dimension)
+                    guard !product.overflow else {
+                        throw EngineError(.invalidModelFile, "model file \(path): tensor \(name) has an impossible shape \(shape)")
+                    }
+                    bytes = product.partialValue
+                }
+                guard offsets[1] >= offsets[0], offsets[1] - offsets[0] == bytes else {
                     throw EngineError(.invalidModelFile, "model file \(path): tensor \(name) byte range does not match its shape \(shape)")
                 }
-                guard dataStart + offsets[1] <= size else {
+                guard offsets[1] <= size - dataStart else {
                     throw EngineError(.invalidModelFile, "model file \(path) is truncated: tensor \(name) ends past the end of the file")
                 }
                 entries[name] = Entry(dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1])
@@ -97,6 +106,23 @@ public final class SafeTensorsFile {
 
     deinit {
         munmap(UnsafeMutableRawPointer(mutating: base), size)
+    }
+
+    /// A JSON list of whole numbers from 0 (sizes and offsets), or nil for anything else: a
+    /// fraction, a negative number, one too large to be a size (`1e30`), a string.
+    static func sizes(_ value: Any?) -> [Int]? {
+        guard let numbers = value as? [NSNumber] else { return nil }
+        var result: [Int] = []
+        for number in numbers {
+            // Checked on the double first: converting an out-of-range double to an integer traps.
+            let double = number.doubleValue
+            guard double.isFinite, double >= 0, double == double.rounded(.towardZero), double < 0x1p62 else { return nil }
+            // Exact for integers (the double may have rounded one above 2^53).
+            let int = number.int64Value
+            guard int >= 0 else { return nil }
+            result.append(Int(int))
+        }
+        return result
     }
 
     static func byteWidth(_ dtype: String) -> Int? {
