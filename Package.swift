@@ -91,6 +91,9 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "demucsctl", dependencies: ["DemucsCLI"]),
+        // The parsers of untrusted input as fuzz targets, and their driver (tools/fuzz.sh).
+        .target(name: "Fuzzing", dependencies: ["AudioIO", "CheckpointImport", "DemucsDaemon", "DemucsEngine"]),
+        .executableTarget(name: "demucsd-fuzz", dependencies: ["Fuzzing"]),
         // The daemon's decoder in a process of its own (AudioIO/IsolatedDecoder.swift).
         .executableTarget(name: "demucsd-decode", dependencies: ["AudioIO"]),
 
@@ -107,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "DemucsDaemonTests",
             dependencies: [
-                "DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl", "demucsd-decode", "PostgresTestSupport", "PostgresJobStore",
+                "DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl", "demucsd-decode", "Fuzzing", "PostgresTestSupport", "PostgresJobStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
