@@ -73,6 +73,7 @@ public struct DaemonConfig: Sendable, Equatable {
     /// - Throws: `ConfigError`, as `load(path:)`.
     public static func parse(_ text: String, file: String = "demucsd.conf") throws -> DaemonConfig {
         let root: TOMLTable
+        try TableHeaderCheck.check(text, file: file)
         do {
             root = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
