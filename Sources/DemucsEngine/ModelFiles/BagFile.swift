@@ -21,37 +21,58 @@ public struct BagFile: Sendable, Equatable {
         try self.init(yaml: text, source: path)
     }
 
+    /// Parses a bag's YAML. It walks the document's node tree (`Yams.compose`) and converts only
+    /// scalars: Yams's conversion of a whole document (`Yams.load`) traps on a mapping whose key
+    /// is not a string (`[1, 2]: x`, found by the bagyaml fuzz target).
     public init(yaml text: String, source: String) throws {
-        let object: Any?
+        let root: Node?
         do {
-            object = try Yams.load(yaml: text)
+            root = try Yams.compose(yaml: text)
         } catch {
             throw EngineError(.invalidModelFile, "bag file \(source) is not valid YAML: \(error)")
         }
-        guard let dict = object as? [String: Any], let models = dict["models"] as? [Any], !models.isEmpty else {
+        var fields: [String: Node] = [:]
+        for (key, value) in root?.mapping ?? [:] {
+            guard let name = key.scalar?.string else {
+                throw EngineError(.invalidModelFile, "bag file \(source) has a key that is not a name")
+            }
+            fields[name] = value
+        }
+        guard let models = fields["models"]?.sequence, !models.isEmpty else {
             throw EngineError(.invalidModelFile, "bag file \(source) has no 'models' list")
         }
         self.models = try models.map { item in
-            if let s = item as? String { return s }
-            if let i = item as? Int { return String(i) }
-            throw EngineError(.invalidModelFile, "bag file \(source): model entry \(item) is not a signature")
+            switch Self.scalar(item) {
+            case let s as String: return s
+            case let i as Int: return String(i)
+            default: throw EngineError(.invalidModelFile, "bag file \(source): model entry \(item) is not a signature")
+            }
         }
-        if let w = dict["weights"] {
-            guard let rows = w as? [[Any]] else {
+        if let w = fields["weights"] {
+            guard let rows = w.sequence?.map({ $0.sequence }), rows.allSatisfy({ $0 != nil }) else {
                 throw EngineError(.invalidModelFile, "bag file \(source): 'weights' must be a list of lists of numbers")
             }
             weights = try rows.map { row in
-                try row.map { v in
-                    if let d = v as? Double { return d }
-                    if let i = v as? Int { return Double(i) }
-                    throw EngineError(.invalidModelFile, "bag file \(source): weight \(v) is not a number")
+                try row!.map { v in
+                    switch Self.scalar(v) {
+                    case let d as Double: return d
+                    case let i as Int: return Double(i)
+                    default: throw EngineError(.invalidModelFile, "bag file \(source): weight \(v) is not a number")
+                    }
                 }
             }
         }
-        if let s = dict["segment"] {
-            if let i = s as? Int { segment = Fraction(i, 1) }
-            else if let d = s as? Double { segment = Fraction(decimal: d) }
-            else { throw EngineError(.invalidModelFile, "bag file \(source): 'segment' must be a number") }
+        if let s = fields["segment"] {
+            switch Self.scalar(s) {
+            case let i as Int where (1...3600).contains(i): segment = Fraction(i, 1)
+            case let d as Double where d.isFinite && d > 0 && d <= 3600: segment = Fraction(decimal: d)
+            default: throw EngineError(.invalidModelFile, "bag file \(source): 'segment' must be a number of seconds (0..3600)")
+            }
         }
+    }
+
+    /// A scalar node's value (string, integer, number, ...); nil for a list or mapping.
+    private static func scalar(_ node: Node) -> Any? {
+        node.scalar == nil ? nil : node.any
     }
 }
