@@ -51,9 +51,24 @@ public enum TorchZip {
             }
             throw CheckpointError("\(description) is not a torch.save archive")
         }
+        // Read from a file, not from memory: ZIPFoundation's in-memory archive traps on a forged
+        // entry whose range runs backwards (found by the torchzip fuzz target); its file-backed
+        // reader reports the same as an error.
+        var template = Array((NSTemporaryDirectory() + "/demucsd-torchzip-XXXXXX").utf8CString)
+        let fd = mkstemp(&template)
+        guard fd >= 0 else { throw CheckpointError("cannot make a temporary file for \(description): \(String(cString: strerror(errno)))") }
+        let temporary = String(cString: template)
+        defer { unlink(temporary) }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        do {
+            try handle.write(contentsOf: data)
+            try handle.close()
+        } catch {
+            throw CheckpointError("cannot write a temporary file for \(description): \(error)")
+        }
         let archive: Archive
         do {
-            archive = try Archive(data: data, accessMode: .read)
+            archive = try Archive(url: URL(fileURLWithPath: temporary), accessMode: .read)
         } catch {
             throw CheckpointError("\(description) is not a readable zip archive (truncated or damaged?): \(error)")
         }
