@@ -200,6 +200,7 @@ public struct PickleReader {
             case 0x73:                                                              // SETITEM
                 let v = try pop(), k = try pop()
                 guard case .dict(let d) = try top() else { throw fail("SETITEM on a \(try top().kindName)") }
+                try refuseCycle([k, v], into: d)
                 try d.set(k, v)
             case 0x75:                                                              // SETITEMS
                 let items = try popMark()
@@ -208,6 +209,7 @@ public struct PickleReader {
             case 0x90:                                                              // ADDITEMS
                 let items = try popMark()
                 guard case .set(let s) = try top() else { throw fail("ADDITEMS on a \(try top().kindName)") }
+                try refuseCycle(items, into: s)
                 s.items.append(contentsOf: items)
             case 0x91: try push(.set(PickleList(try popMark())))                    // FROZENSET
             case 0x30: _ = try pop()                                                // POP
@@ -304,12 +306,40 @@ public struct PickleReader {
 
     func append(to target: PickleValue, _ items: [PickleValue]) throws {
         guard case .list(let l) = target else { throw fail("APPEND on a \(target.kindName)") }
+        try refuseCycle(items, into: l)
         l.items.append(contentsOf: items)
     }
 
     func setItems(_ d: PickleDict, _ items: [PickleValue]) throws {
         guard items.count % 2 == 0 else { throw fail("SETITEMS with an odd number of items") }
+        try refuseCycle(items, into: d)
         for i in stride(from: 0, to: items.count, by: 2) { try d.set(items[i], items[i + 1]) }
+    }
+
+    /// Refuses to put `values` into `container` when one of them holds it, directly or through
+    /// other lists, dicts, sets or tuples: the objects are classes, so a cycle would never be
+    /// freed (found by the pickle fuzz target), and no checkpoint has one. Values that are no
+    /// containers cost nothing; the walk over containers shared by several others (the memo)
+    /// visits each once per call.
+    func refuseCycle(_ values: [PickleValue], into container: AnyObject) throws {
+        var seen = Set<ObjectIdentifier>()
+        var pending = values
+        while let value = pending.popLast() {
+            switch value {
+            case .list(let l), .set(let l):
+                if l === container { throw refuse("the pickle puts a list or set into itself") }
+                if seen.insert(ObjectIdentifier(l)).inserted { pending += l.items }
+            case .dict(let d):
+                if d === container { throw refuse("the pickle puts a dict into itself") }
+                if seen.insert(ObjectIdentifier(d)).inserted {
+                    for pair in d.pairs { pending.append(pair.key); pending.append(pair.value) }
+                }
+            case .tuple(let items):
+                pending += items
+            default:
+                break
+            }
+        }
     }
 
     func global(_ module: String, _ name: String) throws -> PickleValue {
@@ -388,7 +418,10 @@ public struct PickleReader {
     func build(_ object: PickleValue, _ state: PickleValue) throws {
         switch (object, state) {
         case (.dict(let d), .dict(let attributes)) where namespaces.contains(ObjectIdentifier(d)):
-            for (key, value) in attributes.pairs { try d.set(key, value) }
+            for (key, value) in attributes.pairs {
+                try refuseCycle([key, value], into: d)
+                try d.set(key, value)
+            }
             return
         case (.dict, .none): return
         // The instance attributes of an OrderedDict, such as the `_metadata` of a state_dict():
