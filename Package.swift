@@ -116,7 +116,8 @@ let package = Package(
         ),
         .testTarget(
             name: "DemucsCLITests",
-            dependencies: ["DemucsCLI", "DemucsEngine", "AudioIO", "demucsctl"]
+            dependencies: ["DemucsCLI", "DemucsEngine", "AudioIO", "demucsctl",
+                           .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
     ]
 )

@@ -20,11 +20,14 @@ enum TestSupport {
         var status: Int32
         var stdout: String
         var stderr: String
+        /// Killed (SIGKILL) for running past the caller's `timeout`.
+        var timedOut = false
     }
 
-    /// Runs `demucsctl` with `arguments` and waits for it.
+    /// Runs `demucsctl` with `arguments` and waits for it, killing it after `timeout` seconds.
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String]? = nil, cwd: String? = nil) throws -> Run {
+    static func run(_ arguments: [String], environment: [String: String]? = nil, cwd: String? = nil,
+                    timeout: Double? = nil) throws -> Run {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: demucsctl)
         process.arguments = arguments
@@ -34,16 +37,40 @@ enum TestSupport {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        let watchdog = Watchdog()
+        if let timeout {
+            let pid = process.processIdentifier
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { watchdog.fire(pid) }
+        }
         // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
         let errData = ReadBox()
         let t = Thread { errData.data = err.fileHandleForReading.readDataToEndOfFile() }
         t.start()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        let timedOut = watchdog.finish()
         while !errData.done { usleep(1000) }
         return Run(status: process.terminationStatus,
                    stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errData.data, as: UTF8.self))
+                   stderr: String(decoding: errData.data, as: UTF8.self), timedOut: timedOut)
+    }
+
+    /// Kills a child that is still running when its time is up.
+    final class Watchdog: @unchecked Sendable {
+        private let lock = NSLock()
+        private var finished = false, fired = false
+
+        func fire(_ pid: pid_t) {
+            lock.lock(); defer { lock.unlock() }
+            if !finished { fired = true; kill(pid, SIGKILL) }
+        }
+
+        /// Marks the child as exited; true when the watchdog killed it.
+        func finish() -> Bool {
+            lock.lock(); defer { lock.unlock() }
+            finished = true
+            return fired
+        }
     }
 
     final class ReadBox: @unchecked Sendable {
