@@ -62,8 +62,7 @@ struct ConvTasNetConfig: Sendable {
         // output is one sample short and PyTorch fails at the residual sum.
         guard causal || (p - 1) % 2 == 0 else { throw refuse("P=\(p)", "must be odd for a non-causal model") }
         guard x <= 30 else { throw refuse("X=\(x)", "gives dilations beyond 2^30") }
-        guard samplerate > 0 else { throw refuse("samplerate=\(samplerate)", "must be positive") }
-        guard segmentLength > 0 else { throw refuse("segment_length=\(segmentLength)", "must be positive") }
+        try TrainingSegment.check(samplerate: samplerate, segmentLength: segmentLength, model: "model file \(source): ConvTasNet")
         segment = Fraction(segmentLength, samplerate)
     }
 

@@ -95,14 +95,4 @@ struct HDemucsConfig: HybridConfig, Sendable {
         try a.rejectUnknown(model: "HDemucs")
         try validate(model)
     }
-
-    /// Structural checks demucs makes with asserts, so that a bad file fails at load.
-    private func validate(_ model: String) throws {
-        guard !sources.isEmpty, audioChannels > 0, channels > 0, depth > 0, growth > 0 else {
-            throw EngineError(.invalidModelFile, "\(model): sources, audio_channels, channels, depth and growth must be positive")
-        }
-        guard nfft >= 4, nfft % 4 == 0, kernelSize > 0, stride > 0, timeStride > 0 else {
-            throw EngineError(.invalidModelFile, "\(model): nfft \(nfft), kernel_size \(kernelSize), stride \(stride), time_stride \(timeStride) are not usable")
-        }
-    }
 }

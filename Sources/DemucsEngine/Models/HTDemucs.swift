@@ -44,7 +44,7 @@ public struct HTDemucs: SeparationModel {
         for index in 0..<c.depth {
             let freq = freqs > 1
             guard freq else {
-                throw EngineError(.unsupportedModel, "HTDemucs with depth \(c.depth) and nfft \(c.nfft) has time-only layers after the frequency axis is exhausted; not supported by this engine")
+                throw EngineError(.unsupportedModel, "model file \(weights.source): HTDemucs with depth \(c.depth) and nfft \(c.nfft) has time-only layers after the frequency axis is exhausted; not supported by this engine")
             }
             var ker = c.kernelSize
             var pad = true

@@ -105,6 +105,7 @@ struct HTDemucsConfig: HybridConfig, Sendable {
                  "t_cape_augment", "t_cape_glob_loc_scale", "t_mask_type", "t_mask_random_seed",
                  "t_sparse_attn_window", "t_global_window", "t_sparsity", "t_auto_sparsity", "rescale")
         try a.rejectUnknown(model: "HTDemucs")
+        try validate("model file \(a.source): HTDemucs")
     }
 
     /// The first option this engine does not implement, as `name=value` with why; nil when

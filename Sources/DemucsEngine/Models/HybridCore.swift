@@ -27,6 +27,8 @@ protocol HybridConfig {
     var cac: Bool { get set }
     var multiFreqs: [Double] { get set }
     var multiFreqsDepth: Int { get set }
+    var samplerate: Int { get set }
+    var segment: Fraction { get set }
 }
 
 extension HybridConfig {
@@ -55,6 +57,18 @@ extension HybridConfig {
         dconvMode = try a.int("dconv_mode", dconvMode)
         dconvDepth = try a.int("dconv_depth", dconvDepth)
         dconvComp = try a.double("dconv_comp", dconvComp)
+    }
+
+    /// The structural checks demucs makes with asserts, and the bounds of `TrainingSegment`, so
+    /// that a bad file fails at load; `model` names the file and family.
+    func validate(_ model: String) throws {
+        guard !sources.isEmpty, audioChannels > 0, channels > 0, depth > 0, growth > 0 else {
+            throw EngineError(.invalidModelFile, "\(model): sources, audio_channels, channels, depth and growth must be positive")
+        }
+        guard nfft >= 4, nfft % 4 == 0, kernelSize > 0, stride > 0, timeStride > 0 else {
+            throw EngineError(.invalidModelFile, "\(model): nfft \(nfft), kernel_size \(kernelSize), stride \(stride), time_stride \(timeStride) are not usable")
+        }
+        try TrainingSegment.check(samplerate: samplerate, segment: segment, model: model)
     }
 }
 

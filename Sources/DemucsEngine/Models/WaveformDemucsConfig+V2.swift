@@ -52,8 +52,7 @@ extension WaveformDemucsConfig {
         guard context >= 1 || !rewrite else { throw refuse("context=\(context)", "must be at least 1 (it is a kernel size in v2)") }
         guard lstmLayers >= 0 else { throw refuse("lstm_layers=\(lstmLayers)", "must not be negative") }
         guard growth > 0 else { throw refuse("growth=\(growth)", "must be positive") }
-        guard samplerate > 0 else { throw refuse("samplerate=\(samplerate)", "must be positive") }
-        guard segmentLength > 0 else { throw refuse("segment_length=\(segmentLength)", "must be positive") }
+        try TrainingSegment.check(samplerate: samplerate, segmentLength: segmentLength, model: "model file \(source): Demucs (v2)")
         segment = Fraction(segmentLength, samplerate)
     }
 }

@@ -83,7 +83,7 @@ struct WaveformDemucsConfig: Sendable {
         guard (0...3).contains(dconvMode) else { throw refuse("dconv_mode=\(dconvMode)", "must be 0, 1, 2 or 3") }
         guard dconvComp > 0 else { throw refuse("dconv_comp=\(dconvComp)", "must be positive") }
         guard growth > 0 else { throw refuse("growth=\(growth)", "must be positive") }
-        guard samplerate > 0 else { throw refuse("samplerate=\(samplerate)", "must be positive") }
+        try TrainingSegment.check(samplerate: samplerate, segment: segment, model: "model file \(source): Demucs")
         // Group norms need channels divisible by their groups (PyTorch refuses to build them too).
         for index in 0..<depth where index >= normStarts {
             let ch = layerChannels(index)
