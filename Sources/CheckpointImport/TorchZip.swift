@@ -1,6 +1,5 @@
 import DemucsEngine
 import Foundation
-import ZIPFoundation
 
 /// Reads what `torch.save` writes (PyTorch >= 1.6): a zip archive whose entries all sit under one
 /// folder (`<root>/`), with the pickled object in `<root>/data.pkl`, each tensor storage in
@@ -33,13 +32,7 @@ public enum TorchZip {
         guard head.starts(with: [0x50, 0x4B]) else {
             throw CheckpointError("\(path) is not a torch checkpoint (it is neither a zip archive nor a pickle)")
         }
-        let archive: Archive
-        do {
-            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
-        } catch {
-            throw CheckpointError("\(path) is not a readable zip archive (truncated or damaged?): \(error)")
-        }
-        return try load(archive: archive, path: path, name: name)
+        return try load(archive: try ZipReader(path: path), path: path, name: name)
     }
 
     /// Unpickles a `torch.save` held in memory (demucs v2 stores its quantised state as the
@@ -51,9 +44,7 @@ public enum TorchZip {
             }
             throw CheckpointError("\(description) is not a torch.save archive")
         }
-        // Read from a file, not from memory: ZIPFoundation's in-memory archive traps on a forged
-        // entry whose range runs backwards (found by the torchzip fuzz target); its file-backed
-        // reader reports the same as an error.
+        // Through a temporary file: ZipReader reads files (these states are a few MB).
         var template = Array((NSTemporaryDirectory() + "/demucsd-torchzip-XXXXXX").utf8CString)
         let fd = mkstemp(&template)
         guard fd >= 0 else { throw CheckpointError("cannot make a temporary file for \(description): \(String(cString: strerror(errno)))") }
@@ -66,27 +57,27 @@ public enum TorchZip {
         } catch {
             throw CheckpointError("cannot write a temporary file for \(description): \(error)")
         }
-        let archive: Archive
+        let archive: ZipReader
         do {
-            archive = try Archive(url: URL(fileURLWithPath: temporary), accessMode: .read)
-        } catch {
-            throw CheckpointError("\(description) is not a readable zip archive (truncated or damaged?): \(error)")
+            archive = try ZipReader(path: temporary)
+        } catch let error as CheckpointError {
+            throw CheckpointError(error.description.replacingOccurrences(of: temporary, with: description))
         }
         return try load(archive: archive, path: description, name: description)
     }
 
-    private static func load(archive: Archive, path: String, name: String) throws -> PickleValue {
+    private static func load(archive: ZipReader, path: String, name: String) throws -> PickleValue {
         // Every entry: a plain file under one root folder.
         var root: String?
-        var entries: [String: Entry] = [:]
-        for entry in archive {
-            let entryPath = entry.path
+        var entries: [String: ZipReader.Entry] = [:]
+        for entry in archive.entries {
+            let entryPath = entry.name
             var trimmed = entryPath
-            if entry.type == .directory, trimmed.hasSuffix("/") { trimmed.removeLast() }
+            if entry.isDirectory { trimmed.removeLast() }
             let parts = trimmed.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
             let outside = trimmed.hasPrefix("/") || trimmed.contains("\\")
                 || parts.contains { $0 == ".." || $0 == "." || $0.isEmpty }
-                || (entry.type != .directory && parts.count < 2)
+                || (!entry.isDirectory && parts.count < 2)
             guard !outside else {
                 throw CheckpointError("\(path): refusing to load: the zip entry '\(entryPath)' lies outside the archive's folder")
             }
@@ -94,22 +85,19 @@ public enum TorchZip {
             guard parts[0] == root else {
                 throw CheckpointError("\(path): refusing to load: the zip entry '\(entryPath)' lies outside the archive's folder '\(root!)/'")
             }
-            switch entry.type {
-            case .file: entries[entryPath] = entry
-            case .directory: continue
-            case .symlink: throw CheckpointError("\(path): refusing to load: the zip entry '\(entryPath)' is a symbolic link")
-            }
+            if entry.isSymbolicLink { throw CheckpointError("\(path): refusing to load: the zip entry '\(entryPath)' is a symbolic link") }
+            if !entry.isDirectory { entries[entryPath] = entry }
         }
         guard let root, let pickleEntry = entries[root + "/data.pkl"] else {
             throw CheckpointError("\(path) is a zip archive but not a torch checkpoint (no <folder>/data.pkl)")
         }
         if let byteorder = entries[root + "/byteorder"] {
-            let order = String(decoding: try read(byteorder, from: archive, path: path, limit: 64), as: UTF8.self)
+            let order = String(decoding: try archive.read(byteorder, limit: 64), as: UTF8.self)
             guard order.trimmingCharacters(in: .whitespacesAndNewlines) == "little" else {
                 throw CheckpointError("\(path) was saved on a \(order)-endian machine; only little-endian checkpoints are supported")
             }
         }
-        let pickle = try read(pickleEntry, from: archive, path: path, limit: 1 << 30)
+        let pickle = try archive.read(pickleEntry, limit: 1 << 30)
         return try PickleReader.load(data: pickle, source: name) { key, dtype, count in
             guard !key.isEmpty, !key.contains("/"), !key.contains("\\"), key != "..", key != "." else {
                 throw CheckpointError("\(path): refusing to load: the storage key '\(key)' is not a plain record name")
@@ -122,35 +110,7 @@ public enum TorchZip {
             guard entry.uncompressedSize >= UInt64(needed) else {
                 throw CheckpointError("\(path): storage \(key) is truncated: it should hold \(count) \(dtype.rawValue) elements (\(needed) bytes) but \(recordPath) has \(entry.uncompressedSize) bytes")
             }
-            return try read(entry, from: archive, path: path, limit: UInt64(needed))
+            return try archive.read(entry, limit: UInt64(needed))
         }
-    }
-
-    /// The bytes of one entry (at most `limit`; larger entries are refused), checked against
-    /// the CRC-32 the archive records.
-    static func read(_ entry: Entry, from archive: Archive, path: String, limit: UInt64) throws -> Data {
-        guard entry.uncompressedSize <= limit else {
-            throw CheckpointError("\(path): the zip entry \(entry.path) is \(entry.uncompressedSize) bytes, more than the \(limit) expected")
-        }
-        var data = Data()
-        data.reserveCapacity(Int(entry.uncompressedSize))
-        let crc: CRC32
-        do {
-            crc = try archive.extract(entry, bufferSize: 1 << 20) { chunk in
-                data.append(chunk)
-                guard UInt64(data.count) <= limit else { throw CheckpointError("\(path): the zip entry \(entry.path) is larger than it says") }
-            }
-        } catch let error as CheckpointError {
-            throw error
-        } catch {
-            throw CheckpointError("\(path): cannot read the zip entry \(entry.path) (truncated or damaged archive?): \(error)")
-        }
-        guard crc == entry.checksum else {
-            throw CheckpointError("\(path): the zip entry \(entry.path) is damaged (CRC-32 mismatch)")
-        }
-        guard UInt64(data.count) == entry.uncompressedSize else {
-            throw CheckpointError("\(path): the zip entry \(entry.path) is truncated (\(data.count) of \(entry.uncompressedSize) bytes)")
-        }
-        return data
     }
 }
