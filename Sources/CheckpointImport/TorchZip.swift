@@ -44,26 +44,7 @@ public enum TorchZip {
             }
             throw CheckpointError("\(description) is not a torch.save archive")
         }
-        // Through a temporary file: ZipReader reads files (these states are a few MB).
-        var template = Array((NSTemporaryDirectory() + "/demucsd-torchzip-XXXXXX").utf8CString)
-        let fd = mkstemp(&template)
-        guard fd >= 0 else { throw CheckpointError("cannot make a temporary file for \(description): \(String(cString: strerror(errno)))") }
-        let temporary = String(cString: template)
-        defer { unlink(temporary) }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        do {
-            try handle.write(contentsOf: data)
-            try handle.close()
-        } catch {
-            throw CheckpointError("cannot write a temporary file for \(description): \(error)")
-        }
-        let archive: ZipReader
-        do {
-            archive = try ZipReader(path: temporary)
-        } catch let error as CheckpointError {
-            throw CheckpointError(error.description.replacingOccurrences(of: temporary, with: description))
-        }
-        return try load(archive: archive, path: description, name: description)
+        return try load(archive: try ZipReader(data: data, description: description), path: description, name: description)
     }
 
     private static func load(archive: ZipReader, path: String, name: String) throws -> PickleValue {

@@ -19,34 +19,58 @@ struct ZipReader {
         var isSymbolicLink: Bool
     }
 
+    /// Reads `count` bytes at an offset, or throws when the archive ends first.
+    typealias ByteSource = (_ offset: UInt64, _ count: Int) throws -> Data
+
+    /// The archive's name in errors: its path, or the description of bytes in memory.
     let path: String
     let entries: [Entry]
-    private let file: FileHandle
-    private let size: UInt64
+    private let bytes: ByteSource
     /// Where the central directory starts: every entry's data lies before it.
     private let directoryStart: UInt64
 
+    /// The archive in the file at `path`, read as needed.
     init(path: String) throws {
-        self.path = path
         guard let file = FileHandle(forReadingAtPath: path) else {
             throw CheckpointError("cannot open \(path): \(String(cString: strerror(errno)))")
         }
-        self.file = file
-        size = try file.seekToEnd()
-        let (start, entries) = try Self.readDirectory(file, size: size, path: path)
-        directoryStart = start
-        self.entries = entries
+        let size = try file.seekToEnd()
+        try self.init(path: path, size: size) { offset, count in
+            try file.seek(toOffset: offset)
+            let data = try file.read(upToCount: count) ?? Data()
+            guard data.count == count else { throw Self.endsFirst(offset, count) }
+            return data
+        }
+    }
+
+    /// The archive held in `data`; `description` names it in errors.
+    init(data: Data, description: String) throws {
+        try self.init(path: description, size: UInt64(data.count)) { offset, count in
+            guard offset <= UInt64(data.count), count <= data.count - Int(offset) else { throw Self.endsFirst(offset, count) }
+            let start = data.startIndex + Int(offset)
+            return data.subdata(in: start..<(start + count))
+        }
+    }
+
+    private init(path: String, size: UInt64, bytes: @escaping ByteSource) throws {
+        self.path = path
+        self.bytes = bytes
+        (directoryStart, entries) = try Self.readDirectory(bytes, size: size, path: path)
+    }
+
+    private static func endsFirst(_ offset: UInt64, _ count: Int) -> CheckpointError {
+        CheckpointError("cannot read \(count) bytes at offset \(offset): the file ends first")
     }
 
     // MARK: - Central directory
 
-    private static func readDirectory(_ file: FileHandle, size: UInt64, path: String) throws -> (UInt64, [Entry]) {
+    private static func readDirectory(_ read: ByteSource, size: UInt64, path: String) throws -> (UInt64, [Entry]) {
         func damaged(_ what: String) -> CheckpointError {
             CheckpointError("\(path) is not a readable zip archive (truncated or damaged?): \(what)")
         }
         // The end-of-central-directory record: 22 bytes and a comment that ends the file.
         let tailLength = min(size, 22 + 0xFFFF)
-        let tail = try read(file, at: size - tailLength, count: Int(tailLength))
+        let tail = try read(size - tailLength, Int(tailLength))
         var eocd: Int?
         var i = tail.count - 22
         while i >= 0 {
@@ -62,13 +86,13 @@ struct ZipReader {
         if count == 0xFFFF || directorySize == 0xFFFF_FFFF || directoryOffset == 0xFFFF_FFFF {
             // ZIP64: a 20-byte locator just before the record points at the ZIP64 record.
             guard eocdOffset >= 20 else { throw damaged("no ZIP64 locator before the end record") }
-            let locator = try read(file, at: eocdOffset - 20, count: 20)
+            let locator = try read(eocdOffset - 20, 20)
             guard locator.u32(0) == 0x0706_4B50 else { throw damaged("no ZIP64 locator before the end record") }
             let recordOffset = locator.u64(8)
             guard recordOffset <= eocdOffset - 20, eocdOffset - 20 - recordOffset >= 56 else {
                 throw damaged("the ZIP64 record offset \(recordOffset) is outside the file")
             }
-            let record = try read(file, at: recordOffset, count: 56)
+            let record = try read(recordOffset, 56)
             guard record.u32(0) == 0x0606_4B50 else { throw damaged("no ZIP64 end record at offset \(recordOffset)") }
             count = record.u64(32)
             directorySize = record.u64(40)
@@ -81,7 +105,7 @@ struct ZipReader {
         guard count <= directorySize / 46 else {
             throw damaged("\(count) entries cannot fit in a central directory of \(directorySize) bytes")
         }
-        let directory = try read(file, at: directoryOffset, count: Int(directorySize))
+        let directory = try read(directoryOffset, Int(directorySize))
         var entries: [Entry] = [], names = Set<String>()
         var at = 0
         for index in 0..<Int(count) {
@@ -149,44 +173,20 @@ struct ZipReader {
         guard entry.uncompressedSize <= limit else {
             throw damaged("is \(entry.uncompressedSize) bytes, more than the \(limit) expected")
         }
-        let header = try Self.read(file, at: entry.localHeaderOffset, count: 30)
+        let header = try bytes(entry.localHeaderOffset, 30)
         guard header.u32(0) == 0x0403_4B50 else { throw damaged("has no local header at offset \(entry.localHeaderOffset) (truncated or damaged archive?)") }
         let dataStart = entry.localHeaderOffset + 30 + UInt64(header.u16(26)) + UInt64(header.u16(28))
         guard dataStart <= directoryStart, entry.compressedSize <= directoryStart - dataStart else {
             throw damaged("runs past the archive's data (truncated or damaged archive?)")
         }
-        let raw = try Self.read(file, at: dataStart, count: Int(entry.compressedSize))
-        var data: Data
-        if entry.method == 0 {
-            data = raw
-        } else {
-            data = Data()
-            do {
-                _ = try Data.decompress(size: Int64(raw.count), bufferSize: 1 << 20, skipCRC32: true, provider: { position, size in
-                    raw.subdata(in: Int(position)..<min(raw.count, Int(position) + size))
-                }, consumer: { chunk in
-                    data.append(chunk)
-                    guard UInt64(data.count) <= entry.uncompressedSize else { throw damaged("is larger than it says") }
-                })
-            } catch let error as CheckpointError {
-                throw error
-            } catch {
-                throw damaged("does not inflate (truncated or damaged archive?): \(error)")
-            }
-        }
+        let raw = try bytes(dataStart, Int(entry.compressedSize))
+        let data = entry.method == 0 ? raw
+            : try Zlib.inflate(raw, limit: Int(entry.uncompressedSize), tooLarge: damaged("is larger than it says"),
+                               damaged: { damaged("does not inflate (truncated or damaged archive?): \($0)") })
         guard UInt64(data.count) == entry.uncompressedSize else {
             throw damaged("is truncated (\(data.count) of \(entry.uncompressedSize) bytes)")
         }
         guard data.crc32(checksum: 0) == entry.checksum else { throw damaged("is damaged (CRC-32 mismatch)") }
-        return data
-    }
-
-    private static func read(_ file: FileHandle, at offset: UInt64, count: Int) throws -> Data {
-        try file.seek(toOffset: offset)
-        let data = try file.read(upToCount: count) ?? Data()
-        guard data.count == count else {
-            throw CheckpointError("cannot read \(count) bytes at offset \(offset): the file ends first")
-        }
         return data
     }
 }

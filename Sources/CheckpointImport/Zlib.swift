@@ -14,6 +14,21 @@ enum Zlib {
         }
         guard bytes[1] & 0x20 == 0 else { throw CheckpointError("\(description) uses a zlib preset dictionary, which is not supported") }
         let body = data.subdata(in: (data.startIndex + 2)..<(data.endIndex - 4))
+        let out = try inflate(body, limit: limit,
+                              tooLarge: CheckpointError("\(description) decompresses to more than \(limit) bytes"),
+                              damaged: { CheckpointError("\(description) is damaged: its zlib stream does not inflate (\($0))") })
+        let trailer = [UInt8](data.suffix(4))
+        let expected = trailer.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard adler32(out) == expected else {
+            throw CheckpointError("\(description) is damaged: its Adler-32 checksum does not match")
+        }
+        return out
+    }
+
+    /// Inflates the raw deflate stream `body` (ZIPFoundation, zlib underneath), throwing
+    /// `tooLarge` once the output passes `limit` bytes and `damaged(error)` when it does not inflate.
+    static func inflate(_ body: Data, limit: Int, tooLarge: @autoclosure () -> CheckpointError,
+                        damaged: (Error) -> CheckpointError) throws -> Data {
         var out = Data()
         do {
             _ = try Data.decompress(size: Int64(body.count), bufferSize: 1 << 20, skipCRC32: true, provider: { position, size in
@@ -21,17 +36,12 @@ enum Zlib {
                 return body.subdata(in: start..<min(body.endIndex, start + size))
             }, consumer: { chunk in
                 out.append(chunk)
-                guard out.count <= limit else { throw CheckpointError("\(description) decompresses to more than \(limit) bytes") }
+                guard out.count <= limit else { throw tooLarge() }
             })
         } catch let error as CheckpointError {
             throw error
         } catch {
-            throw CheckpointError("\(description) is damaged: its zlib stream does not inflate (\(error))")
-        }
-        let trailer = [UInt8](data.suffix(4))
-        let expected = trailer.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        guard adler32(out) == expected else {
-            throw CheckpointError("\(description) is damaged: its Adler-32 checksum does not match")
+            throw damaged(error)
         }
         return out
     }
