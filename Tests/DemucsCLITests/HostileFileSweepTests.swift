@@ -49,12 +49,7 @@ import Testing
             return found
         }
 
-        var environment: [String: String] {
-            var env = ProcessInfo.processInfo.environment
-            env["DEMUCSD_MODELS"] = cache
-            env["DEMUCSD_HUB_URL"] = "http://127.0.0.1:9"
-            return env
-        }
+        var environment: [String: String] { ImportCommandTests.environment(cache: cache) }
     }
 
     /// Runs `demucsctl arguments` in `sandbox` and checks the rules every hostile file obeys.

@@ -1,3 +1,4 @@
+@testable import DemucsEngine
 import Foundation
 import ZIPFoundation
 
@@ -7,13 +8,12 @@ import ZIPFoundation
 /// failing file can be made again.
 enum HostileFiles {}
 
-/// SplitMix64: small, fast and the same on every machine. The seed comes from
-/// `DEMUCSD_SWEEP_SEED` when set (to replay a failure), otherwise it is fresh for each run, so
-/// every run of the suite meets files no earlier run has seen.
+/// The engine's SplitMix64, seeded from `DEMUCSD_SWEEP_SEED` when set (to replay a failure),
+/// otherwise afresh for each run, so every run of the suite meets files no earlier run has seen.
 struct SweepRandom: RandomNumberGenerator {
-    private var state: UInt64
+    private var generator: SplitMix64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
     static let seed: UInt64 = {
         if let text = ProcessInfo.processInfo.environment["DEMUCSD_SWEEP_SEED"], let value = UInt64(text) { return value }
@@ -28,13 +28,7 @@ struct SweepRandom: RandomNumberGenerator {
         return SweepRandom(seed: seed ^ hash)
     }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { generator.next() }
 }
 
 // MARK: - Mutations of real files
