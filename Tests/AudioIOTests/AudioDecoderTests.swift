@@ -182,6 +182,27 @@ import Testing
         #expect(error.description.contains(bad))
     }
 
+    /// A FLAC whose STREAMINFO declares 4 Hz: resampled to 44.1 kHz, one second of samples
+    /// would become three hours of audio to separate (found by HostileFileSweepTests).
+    @Test func flacDeclaringAnImplausibleSampleRate() throws {
+        let folder = try TestSupport.makeTemporaryFolder()
+        defer { TestSupport.remove(folder) }
+        let good = folder + "/good.flac"
+        try AudioEncoder.write(TestSupport.stereoTones(frames: 44100), to: good)
+        var data = try Data(contentsOf: URL(fileURLWithPath: good))
+        // STREAMINFO follows "fLaC" and its 4-byte block header; the sample rate is the top 20
+        // bits of the 64-bit big-endian word at its byte 10.
+        var word = data[18..<26].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        #expect(word >> 44 == 44100)
+        word = word & ((1 << 44) - 1) | 4 << 44
+        for i in 0..<8 { data[18 + i] = UInt8(truncatingIfNeeded: word >> (56 - 8 * UInt64(i))) }
+        let bad = folder + "/4hz.flac"
+        try data.write(to: URL(fileURLWithPath: bad))
+        let error = try #require(throws: AudioIOError.self) { try AudioDecoder.decode(path: bad) }
+        #expect(error.kind == .corruptFile)
+        #expect(error.description.contains(bad) && error.description.contains("4 Hz"), "\(error)")
+    }
+
     @Test func directory() throws {
         let folder = try TestSupport.makeTemporaryFolder()
         defer { TestSupport.remove(folder) }
