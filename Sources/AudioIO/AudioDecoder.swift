@@ -11,6 +11,9 @@ public enum AudioDecoder {
     /// Frames read per libsndfile call; large enough to amortise the call, small enough to keep
     /// the interleaved scratch buffer modest.
     static let chunkFrames = 1 << 16
+    /// The sample rates an input may declare, in Hz. A header is believed only within them: a
+    /// FLAC claiming 4 Hz would make one second of samples three hours of audio once resampled.
+    public static let sampleRates = 1_000...768_000
 
     /// Decodes the whole file at its native sample rate and channel count.
     /// - Throws: `AudioIOError` naming `path` for a missing, empty, unreadable, unrecognised
@@ -45,9 +48,9 @@ public enum AudioDecoder {
 
         let channelCount = Int(file.info.channels)
         let sampleRate = Int(file.info.samplerate)
-        guard channelCount > 0, sampleRate > 0 else {
+        guard channelCount > 0, sampleRates.contains(sampleRate) else {
             throw AudioIOError(.corruptFile, .decode, path: path,
-                               reason: "header declares \(channelCount) channels at \(sampleRate) Hz")
+                               reason: "header declares \(channelCount) channels at \(sampleRate) Hz (sample rates from \(sampleRates.lowerBound) to \(sampleRates.upperBound) Hz are read)")
         }
         // `frames` is exact for PCM and FLAC and an estimate for compressed streams; use it only
         // as a capacity hint (bounded, so a lying header cannot make us reserve gigabytes).

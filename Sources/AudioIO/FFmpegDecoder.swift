@@ -213,7 +213,7 @@ struct WAVStream {
             sampleRate = Int(Self.uint32(body, 4))
             let bits = Self.uint16(body, 14)
             guard tag == 3, bits == 32 else { throw Malformed(reason: "format \(tag) with \(bits) bits, not 32-bit float") }
-            guard (1...64).contains(channelCount), sampleRate > 0 else {
+            guard (1...64).contains(channelCount), AudioDecoder.sampleRates.contains(sampleRate) else {
                 throw Malformed(reason: "\(channelCount) channels at \(sampleRate) Hz")
             }
         }
