@@ -162,6 +162,12 @@ int demucs_bf16_available(void) {
         && __builtin_cpu_supports("avx512bf16");
 }
 
+/* 64-byte aligned memory of at least `bytes`: aligned_alloc wants a size that is a multiple of
+ * the alignment (C11 7.22.3.1; AddressSanitizer reports any other), so the size is rounded up. */
+static void *alloc_cache_lines(size_t bytes) {
+    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+}
+
 void demucs_bf16_gemm(int transA, int transB, int m, int n, int k, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (m <= 0 || n <= 0) return;
@@ -172,8 +178,8 @@ void demucs_bf16_gemm(int transA, int transB, int m, int n, int k, float alpha,
     }
     int kcMax = k < KC ? k : KC, ncMax = n < NC ? n : NC, mcMax = m < MC ? m : MC;
     size_t bStrips = (size_t)(ncMax + 15) / 16 + 1;  /* one spare zero strip for odd strip counts */
-    uint32_t *packedB = aligned_alloc(64, bStrips * 16 * ((kcMax + 1) / 2) * 4 + 64);
-    uint32_t *packedA = aligned_alloc(64, (size_t)((mcMax + MR - 1) / MR) * MR * ((kcMax + 1) / 2) * 4 + 64);
+    uint32_t *packedB = alloc_cache_lines(bStrips * 16 * ((kcMax + 1) / 2) * 4 + 64);
+    uint32_t *packedA = alloc_cache_lines((size_t)((mcMax + MR - 1) / MR) * MR * ((kcMax + 1) / 2) * 4 + 64);
     for (int j0 = 0; j0 < n; j0 += NC) {
         int nc = n - j0 < NC ? n - j0 : NC;
         int strips = (nc + 15) / 16;
