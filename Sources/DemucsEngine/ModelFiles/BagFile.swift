@@ -42,11 +42,12 @@ public struct BagFile: Sendable, Equatable {
             throw EngineError(.invalidModelFile, "bag file \(source) has no 'models' list")
         }
         self.models = try models.map { item in
-            switch Self.scalar(item) {
-            case let s as String: return s
-            case let i as Int: return String(i)
-            default: throw EngineError(.invalidModelFile, "bag file \(source): model entry \(item) is not a signature")
+            // A signature is a name whatever YAML would make of it (0123 is octal 83 to YAML 1.1,
+            // 955717e8 a float): the scalar's text as written.
+            guard let text = item.scalar?.string, !text.isEmpty else {
+                throw EngineError(.invalidModelFile, "bag file \(source): model entry \(item) is not a signature")
             }
+            return text
         }
         if let w = fields["weights"] {
             guard let rows = w.sequence?.map({ $0.sequence }), rows.allSatisfy({ $0 != nil }) else {
@@ -54,25 +55,31 @@ public struct BagFile: Sendable, Equatable {
             }
             weights = try rows.map { row in
                 try row!.map { v in
-                    switch Self.scalar(v) {
-                    case let d as Double: return d
-                    case let i as Int: return Double(i)
-                    default: throw EngineError(.invalidModelFile, "bag file \(source): weight \(v) is not a number")
+                    guard let d = Self.number(v) else {
+                        throw EngineError(.invalidModelFile, "bag file \(source): weight \(v.scalar?.string ?? "\(v)") is not a finite decimal number")
                     }
+                    return d
                 }
             }
         }
         if let s = fields["segment"] {
-            switch Self.scalar(s) {
-            case let i as Int where (1...3600).contains(i): segment = Fraction(i, 1)
-            case let d as Double where d.isFinite && d > 0 && d <= 3600: segment = Fraction(decimal: d)
+            switch Self.number(s) {
+            case let d? where d > 0 && d <= 3600:
+                segment = d == d.rounded() ? Fraction(Int(d), 1) : Fraction(decimal: d)
             default: throw EngineError(.invalidModelFile, "bag file \(source): 'segment' must be a number of seconds (0..3600)")
             }
         }
     }
 
-    /// A scalar node's value (string, integer, number, ...); nil for a list or mapping.
-    private static func scalar(_ node: Node) -> Any? {
-        node.scalar == nil ? nil : node.any
+    /// A plain (unquoted) scalar written as a decimal number (`1`, `-0.5`, `.25`, `1.5e-3`), if it
+    /// is finite. Bags hold nothing else; Yams's own conversion is not used because it reads
+    /// YAML 1.1's other forms too and traps on some (a base-60 integer that overflows, such as
+    /// `999999995999995995:9`, found by the bagyaml fuzz target).
+    private static func number(_ node: Node) -> Double? {
+        guard let scalar = node.scalar, scalar.style == .plain || scalar.style == .any else { return nil }
+        let text = scalar.string
+        guard !text.isEmpty, text.unicodeScalars.allSatisfy({ "0123456789+-.eE".unicodeScalars.contains($0) }),
+              text.contains(where: \.isNumber), let value = Double(text), value.isFinite else { return nil }
+        return value
     }
 }
