@@ -95,7 +95,7 @@ let package = Package(
         .target(name: "Fuzzing", dependencies: ["AudioIO", "CheckpointImport", "DemucsDaemon", "DemucsEngine"]),
         .executableTarget(name: "demucsd-fuzz", dependencies: ["Fuzzing"]),
         // The daemon's decoder in a process of its own (AudioIO/IsolatedDecoder.swift).
-        .executableTarget(name: "demucsd-decode", dependencies: ["AudioIO"]),
+        .executableTarget(name: "demucsd-decode", dependencies: ["AudioIO", "CSystemShims"]),
 
         .testTarget(name: "DemucsEngineTests", dependencies: ["DemucsEngine", "CDemucsKernels"]),
         .testTarget(name: "AudioIOTests", dependencies: ["AudioIO"], exclude: ["Fixtures"]),
@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "DemucsDaemonTests",
             dependencies: [
-                "DemucsDaemon", "JobStore", "AudioIO", "demucsd", "demucsctl", "demucsd-decode", "Fuzzing", "PostgresTestSupport", "PostgresJobStore",
+                "DemucsDaemon", "JobStore", "AudioIO", "CSystemShims", "demucsd", "demucsctl", "demucsd-decode", "Fuzzing", "PostgresTestSupport", "PostgresJobStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -14,3 +14,17 @@ int demucsd_filesystem_magic(const char *path, long *magic) {
     *magic = (long)info.f_type;
     return 0;
 }
+
+int demucsd_built_with_address_sanitizer(void) {
+#if defined(__SANITIZE_ADDRESS__)
+    return 1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return 1;
+#else
+    return 0;
+#endif
+#else
+    return 0;
+#endif
+}

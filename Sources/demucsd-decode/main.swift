@@ -1,4 +1,5 @@
 import AudioIO
+import CSystemShims
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -60,7 +61,11 @@ sigemptyset(&xcpu)
 sigaddset(&xcpu, SIGXCPU)
 sigprocmask(SIG_UNBLOCK, &xcpu, nil)
 if cpuSeconds > 0 { limit(RLIMIT_CPU, soft: rlim_t(cpuSeconds), hard: rlim_t(cpuSeconds + 1), "CPU time") }
-if memoryMB > 0 { limit(RLIMIT_AS, soft: rlim_t(memoryMB) << 20, hard: rlim_t(memoryMB) << 20, "memory") }
+// An AddressSanitizer build (tools/sanitize.sh only) cannot run under any RLIMIT_AS: its shadow
+// memory is reserved address space of terabytes. It goes without the memory limit.
+if memoryMB > 0, demucsd_built_with_address_sanitizer() == 0 {
+    limit(RLIMIT_AS, soft: rlim_t(memoryMB) << 20, hard: rlim_t(memoryMB) << 20, "memory")
+}
 
 #if DEBUG
 if let fault = ProcessInfo.processInfo.environment["DEMUCSD_DECODER_TEST_FAULT"],

@@ -15,4 +15,8 @@ int demucsd_renameat2(int olddirfd, const char *oldpath, int newdirfd, const cha
 /// errno set.
 int demucsd_filesystem_magic(const char *path, long *magic);
 
+/// 1 when this code was compiled with AddressSanitizer (tools/sanitize.sh address), else 0. Its
+/// shadow memory takes terabytes of address space, so an RLIMIT_AS cannot be set in such a build.
+int demucsd_built_with_address_sanitizer(void);
+
 #endif
