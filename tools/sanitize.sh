@@ -14,7 +14,8 @@ kind=${1:?usage: tools/sanitize.sh address|thread [swift test options]}
 shift
 case $kind in address|thread) ;; *) echo "sanitize.sh: address or thread, not $kind" >&2; exit 64 ;; esac
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tools/lsan-suppressions.txt}
+# print_suppressions=0: the binaries the tests run must not add the summary to their stderr.
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tools/lsan-suppressions.txt:print_suppressions=0}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0}
 exec swift test --package-path "$root" --build-path "$root/.build/sanitize-$kind" --sanitize="$kind" \
     --skip DaemonEndToEnd "$@"

@@ -15,11 +15,11 @@ int demucsd_filesystem_magic(const char *path, long *magic) {
     return 0;
 }
 
-int demucsd_built_with_address_sanitizer(void) {
-#if defined(__SANITIZE_ADDRESS__)
+int demucsd_sanitizer_reserves_address_space(void) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     return 1;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
     return 1;
 #else
     return 0;

@@ -61,9 +61,9 @@ sigemptyset(&xcpu)
 sigaddset(&xcpu, SIGXCPU)
 sigprocmask(SIG_UNBLOCK, &xcpu, nil)
 if cpuSeconds > 0 { limit(RLIMIT_CPU, soft: rlim_t(cpuSeconds), hard: rlim_t(cpuSeconds + 1), "CPU time") }
-// An AddressSanitizer build (tools/sanitize.sh only) cannot run under any RLIMIT_AS: its shadow
-// memory is reserved address space of terabytes. It goes without the memory limit.
-if memoryMB > 0, demucsd_built_with_address_sanitizer() == 0 {
+// A build with AddressSanitizer or ThreadSanitizer (tools/sanitize.sh only) cannot run under
+// any RLIMIT_AS: its shadow memory is terabytes of reserved address space. It goes without.
+if memoryMB > 0, demucsd_sanitizer_reserves_address_space() == 0 {
     limit(RLIMIT_AS, soft: rlim_t(memoryMB) << 20, hard: rlim_t(memoryMB) << 20, "memory")
 }
 

@@ -15,8 +15,9 @@ int demucsd_renameat2(int olddirfd, const char *oldpath, int newdirfd, const cha
 /// errno set.
 int demucsd_filesystem_magic(const char *path, long *magic);
 
-/// 1 when this code was compiled with AddressSanitizer (tools/sanitize.sh address), else 0. Its
-/// shadow memory takes terabytes of address space, so an RLIMIT_AS cannot be set in such a build.
-int demucsd_built_with_address_sanitizer(void);
+/// 1 when this code was compiled with AddressSanitizer or ThreadSanitizer (tools/sanitize.sh),
+/// else 0. Their shadow memory is terabytes of reserved address space, so such a build cannot
+/// run under an RLIMIT_AS.
+int demucsd_sanitizer_reserves_address_space(void);
 
 #endif
