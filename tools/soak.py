@@ -14,6 +14,8 @@ and open descriptors (/proc/PID/status, /proc/PID/fd) every second. At the end i
 - the job table is consistent: nothing queued or running, no input name and content done twice;
 - staging is empty;
 - descriptors did not grow between the first and the last restart-free stretch (at most a few);
+- memory did not grow over the longest life of the process (median RSS of its last quarter at
+  most 1.25x that of its second quarter, plus 16 MB);
 
 and prints the figures (files, faults, duration, peak RSS, descriptors at start and end) that
 docs/RELIABILITY.md records. Exit status 0 when every check holds.
@@ -141,7 +143,8 @@ def main():
     os.makedirs(staging_src)
     dropped, renamed, deleted = [], 0, 0
     faults = {"SIGHUP": 0, "SIGTERM+restart": 0, "SIGKILL+restart": 0}
-    kills_left = 3
+    # Three SIGKILLs at random points of the run, whatever the draws below.
+    kill_at = sorted(rng.sample(range(1, args.files), k=min(3, args.files - 1)))
     i = 0
     while i < args.files:
         burst = min(rng.randint(5, 40), args.files - i)
@@ -172,11 +175,11 @@ def main():
             daemon.stop()
             daemon.start()
             faults["SIGTERM+restart"] += 1
-        elif roll < 0.15 and kills_left > 0:
+        if kill_at and i >= kill_at[0]:
+            kill_at.pop(0)
             daemon.stop(hard=True)
             daemon.start()
             faults["SIGKILL+restart"] += 1
-            kills_left -= 1
         for _ in range(rng.randint(1, 4)):
             daemon.sample()
             time.sleep(0.5)
@@ -234,6 +237,17 @@ def main():
     for n, life in enumerate(lives):
         if life[-1][1] > life[0][1] + 4:
             problems.append(f"descriptors grew from {life[0][1]} to {life[-1][1]} in run {n + 1} of the daemon")
+    # Memory within the longest life: the median RSS of its last quarter against that of its
+    # second quarter (the first holds the model's load and the first jobs' arenas growing).
+    longest = max(lives, key=len, default=[])
+    rss_growth = None
+    if len(longest) >= 16:
+        q = len(longest) // 4
+        early = sorted(r for r, _ in longest[q:2 * q])[q // 2]
+        late = sorted(r for r, _ in longest[3 * q:])[len(longest[3 * q:]) // 2]
+        rss_growth = [round(early / 1024), round(late / 1024)]
+        if late > early * 1.25 + 16 * 1024:
+            problems.append(f"RSS grew from {early // 1024} MB to {late // 1024} MB over the longest run of the daemon")
     fds_first_stretch = lives[0][0][1] if lives else None
     fds_end = lives[-1][-1][1] if lives else None
     peak_rss = max((s[1] for s in daemon.samples), default=0)
@@ -244,6 +258,7 @@ def main():
         "files_dropped": len(dropped), "renamed": renamed, "deleted": deleted, "faults": faults,
         "duration_s": round(duration), "jobs": states, "output_folders": len(folders),
         "surviving_inputs": len(surviving), "peak_rss_mb": round(peak_rss / 1024),
+        "rss_median_mb_second_vs_last_quarter": rss_growth, "longest_life_samples": len(longest),
         "fds_start": fds_first_stretch, "fds_end": fds_end, "problems": problems,
         "data": data if args.keep else None,
     }, indent=2, ensure_ascii=False))
