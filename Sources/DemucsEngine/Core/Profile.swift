@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,7 +16,9 @@ public enum Profile {
         case convolution, transposedConvolution, attention, linear, lstm, normalization, activation, stft, other
     }
 
-    nonisolated(unsafe) private static var enabled = false
+    /// Read by every kernel on every thread, written by `setEnabled`: atomic (ThreadSanitizer
+    /// reported the plain flag's unsynchronised read).
+    private static let enabled = Atomic<Bool>(false)
     private static let lock = NSLock()
     nonisolated(unsafe) private static var totals: [Kind: Double] = [:]
     nonisolated(unsafe) private static var counts: [Kind: Int] = [:]
@@ -23,7 +26,7 @@ public enum Profile {
     /// Turns collection on (and clears the totals) or off.
     public static func setEnabled(_ on: Bool) {
         lock.lock()
-        enabled = on
+        enabled.store(on, ordering: .relaxed)
         totals = [:]
         counts = [:]
         lock.unlock()
@@ -43,7 +46,7 @@ public enum Profile {
     }
 
     /// Whether collection is on (for `Parallel`, which then passes the kind to its threads).
-    static var isEnabled: Bool { enabled }
+    static var isEnabled: Bool { enabled.load(ordering: .relaxed) }
 
     /// The kind being measured on the calling thread, if any.
     static var currentKind: Kind? {
@@ -64,7 +67,7 @@ public enum Profile {
 
     @inline(__always)
     static func measure<T>(_ kind: Kind, countsCall: Bool = true, _ body: () throws -> T) rethrows -> T {
-        guard enabled, currentKind == nil else { return try body() }
+        guard isEnabled, currentKind == nil else { return try body() }
         setCurrent(kind)
         let start = threadCPUTime()
         defer {
