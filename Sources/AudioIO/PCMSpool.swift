@@ -37,6 +37,15 @@ public final class PCMSpool: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    /// Bytes a spool of `frames` frames of `channels` channels takes on disk (float32 samples,
+    /// no header): what the daemon's disk check reserves per spool.
+    public static func bytes(frames: Int, channels: Int) -> Int64 {
+        Int64(frames) * Int64(channels) * Int64(MemoryLayout<Float>.size)
+    }
+
+    /// Bytes written so far.
+    public var bytes: Int64 { Self.bytes(frames: frames, channels: channels) }
+
     /// Appends planar frames (`block` at the spool's rate and channel count).
     public func append(_ block: AudioBuffer) throws {
         precondition(block.channelCount == channels, "spool of \(channels) channels given \(block.channelCount)")

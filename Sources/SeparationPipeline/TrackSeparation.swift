@@ -85,7 +85,7 @@ public struct TrackSeparation {
                 try AudioDecoder.stream(path: input, sampleRate: rate, channels: channels, ffmpeg: ffmpeg, into: sink)
             }
         } catch let failure as SpoolFailure {
-            throw MixSpoolFailure(error: failure.error, bytes: Int64(mix.frames) * Int64(channels) * 4)
+            throw MixSpoolFailure(error: failure.error, bytes: mix.bytes)
         } catch let error as AudioIOError {
             throw DecodingFailure(error: error)
         }

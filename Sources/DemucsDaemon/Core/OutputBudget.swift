@@ -18,7 +18,7 @@ enum OutputBudget {
 
     /// Bytes of `spools` float32 spools of a track of `frames` frames.
     static func spoolBytes(frames: Int, channels: Int, spools: Int) -> Int64 {
-        Int64(frames) * Int64(channels) * 4 * Int64(spools)
+        PCMSpool.bytes(frames: frames, channels: channels) * Int64(spools)
     }
 
     static func bytes(frames: Int, sampleRate: Int, channels: Int, stems: Int,
