@@ -63,18 +63,19 @@ struct Bench: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         // The streaming path, as separate and the daemon run it (or with --in-memory the whole
         // track at once); stems are encoded as float32 WAV, block by block as they come, and
-        // that time is counted as encoding.
+        // that time is counted as encoding: its wall time, and its CPU time (of the thread that
+        // encodes) is taken out of the separation's.
         let writers = try bag.sources.map { source in
             try AudioFileWriter(path: scratch + "/\(source).wav", sampleRate: bag.samplerate, channels: bag.audioChannels,
                                 frames: length, options: EncodeOptions(clip: .none, asFloat: true), peak: 0)
         }
-        var encodeTime = 0.0
+        var encodeTime = 0.0, encodeCPU = 0.0
         Profile.setEnabled(true)
         let cpuStart = processCPUTime()
         let start = Date()
         if inMemory {
             let stems = try separator.separate(mix)
-            let encodeStart = Date()
+            let encodeStart = Date(), encodeCPUStart = Profile.threadCPUTime()
             for (k, writer) in writers.enumerated() {
                 try writer.write(AudioBuffer(sampleRate: bag.samplerate, channels: (0..<bag.audioChannels).map { c in
                     let row = (k * bag.audioChannels + c) * length
@@ -82,17 +83,19 @@ struct Bench: ParsableCommand {
                 }))
             }
             encodeTime += Date().timeIntervalSince(encodeStart)
+            encodeCPU += Profile.threadCPUTime() - encodeCPUStart
         } else {
             try separator.separateStreaming(TensorMixSource(mix), emit: { block in
-                let encodeStart = Date()
+                let encodeStart = Date(), encodeCPUStart = Profile.threadCPUTime()
                 for (k, writer) in writers.enumerated() {
                     try writer.write(AudioBuffer(sampleRate: bag.samplerate,
                                                  channels: Array(block.rows[(k * block.channels)..<((k + 1) * block.channels)])))
                 }
                 encodeTime += Date().timeIntervalSince(encodeStart)
+                encodeCPU += Profile.threadCPUTime() - encodeCPUStart
             })
         }
-        let cpu = processCPUTime() - cpuStart
+        let cpu = processCPUTime() - cpuStart - encodeCPU
         let kinds = Profile.snapshot()
         Profile.setEnabled(false)
         let finishStart = Date()
@@ -106,7 +109,8 @@ struct Bench: ParsableCommand {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         print("model: \(name) (\(bag.models.count) model(s)); path: \(inMemory ? "in memory" : "streaming"); audio: \(String(format: "%.1f", duration)) s; cores: \(cores); segments side by side: \(max(jobs, 1)); threads per segment: \(max(1, cores / max(1, jobs))); precision: \(precision.rawValue)")
         print(String(format: "separation: %.2f s wall (%.3f s per audio second, %.2fx real time), %.2f s CPU", separateTime, separateTime / duration, duration / separateTime, cpu))
-        print(String(format: "whole run: %.2f s wall (decode %.2f s, encode %.2f s)", wall, decodeTime, encodeTime))
+        print(String(format: "whole run: %.2f s wall (decode %.2f s, encode %.2f s wall and %.2f s CPU, not in the separation's)",
+                     wall, decodeTime, encodeTime, encodeCPU))
         print(String(format: "peak RSS: %.0f MB", Double(usage.ru_maxrss) / 1024))
         let measured = kinds.reduce(0) { $0 + $1.seconds }
         print("CPU time by layer kind (share of separation CPU time):")
