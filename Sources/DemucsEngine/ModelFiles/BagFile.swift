@@ -15,29 +15,13 @@ public struct BagFile: Sendable, Equatable {
     }
 
     public init(path: String) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw EngineError(.modelNotFound, "cannot read bag file \(path)")
-        }
-        try self.init(yaml: text, source: path)
+        try self.init(yaml: ModelYAML.text(path: path, kind: "bag file"), source: path)
     }
 
-    /// Parses a bag's YAML. It walks the document's node tree (`Yams.compose`) and converts only
-    /// scalars: Yams's conversion of a whole document (`Yams.load`) traps on a mapping whose key
-    /// is not a string (`[1, 2]: x`, found by the bagyaml fuzz target).
+    /// Parses a bag's YAML (through `ModelYAML`: Yams's node tree, scalars converted here).
     public init(yaml text: String, source: String) throws {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch {
-            throw EngineError(.invalidModelFile, "bag file \(source) is not valid YAML: \(error)")
-        }
-        var fields: [String: Node] = [:]
-        for (key, value) in root?.mapping ?? [:] {
-            guard let name = key.scalar?.string else {
-                throw EngineError(.invalidModelFile, "bag file \(source) has a key that is not a name")
-            }
-            fields[name] = value
-        }
+        let root = try ModelYAML.compose(text, kind: "bag file", source: source)
+        let fields = try ModelYAML.fields(root?.mapping ?? [:], kind: "bag file", source: source, section: nil)
         guard let models = fields["models"]?.sequence, !models.isEmpty else {
             throw EngineError(.invalidModelFile, "bag file \(source) has no 'models' list")
         }
@@ -55,7 +39,7 @@ public struct BagFile: Sendable, Equatable {
             }
             weights = try rows.map { row in
                 try row!.map { v in
-                    guard let d = Self.number(v) else {
+                    guard let d = ModelYAML.decimal(v) else {
                         throw EngineError(.invalidModelFile, "bag file \(source): weight \(v.scalar?.string ?? "\(v)") is not a finite decimal number")
                     }
                     return d
@@ -63,23 +47,11 @@ public struct BagFile: Sendable, Equatable {
             }
         }
         if let s = fields["segment"] {
-            switch Self.number(s) {
+            switch ModelYAML.decimal(s) {
             case let d? where d > 0 && d <= 3600:
                 segment = d == d.rounded() ? Fraction(Int(d), 1) : Fraction(decimal: d)
             default: throw EngineError(.invalidModelFile, "bag file \(source): 'segment' must be a number of seconds (0..3600)")
             }
         }
-    }
-
-    /// A plain (unquoted) scalar written as a decimal number (`1`, `-0.5`, `.25`, `1.5e-3`), if it
-    /// is finite. Bags hold nothing else; Yams's own conversion is not used because it reads
-    /// YAML 1.1's other forms too and traps on some (a base-60 integer that overflows, such as
-    /// `999999995999995995:9`, found by the bagyaml fuzz target).
-    private static func number(_ node: Node) -> Double? {
-        guard let scalar = node.scalar, scalar.style == .plain || scalar.style == .any else { return nil }
-        let text = scalar.string
-        guard !text.isEmpty, text.unicodeScalars.allSatisfy({ "0123456789+-.eE".unicodeScalars.contains($0) }),
-              text.contains(where: \.isNumber), let value = Double(text), value.isFinite else { return nil }
-        return value
     }
 }

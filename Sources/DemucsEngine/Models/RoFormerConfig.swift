@@ -54,19 +54,11 @@ public struct RoFormerConfig: Sendable, Equatable {
         + [Int](repeating: 12, count: 8) + [Int](repeating: 24, count: 8) + [Int](repeating: 48, count: 8) + [128, 129]
 
     public init(path: String) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw EngineError(.modelNotFound, "cannot read model config \(path)")
-        }
-        try self.init(yaml: text, source: path)
+        try self.init(yaml: ModelYAML.text(path: path, kind: "model config"), source: path)
     }
 
     public init(yaml text: String, source: String) throws {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch {
-            throw EngineError(.invalidModelFile, "model config \(source) is not valid YAML: \(error)")
-        }
+        let root = try ModelYAML.compose(text, kind: "model config", source: source)
         let top = try Section(root, name: nil, source: source, strict: false)
         let audio = try Section(top.node("audio"), name: "audio", source: source, strict: false)
         let model = try Section(top.node("model"), name: "model", source: source, strict: true)
@@ -94,7 +86,6 @@ public struct RoFormerConfig: Sendable, Equatable {
         }
         try model.forbid("stft_window_fn", "a window function other than Hann is not supported")
         let bins = nFFT / 2 + 1
-        let freqsIn = try model.int("dim_freqs_in", 1025, 1...32_769)
         switch family {
         case .bandSplit:
             linearTransformerDepth = try model.int("linear_transformer_depth", 0, 0...64)
@@ -116,7 +107,7 @@ public struct RoFormerConfig: Sendable, Equatable {
             sampleRate = try model.int("sample_rate", 44_100, TrainingSegment.sampleRates)
             matchInputAudioLength = try model.bool("match_input_audio_length", false)
         }
-        _ = freqsIn  // the reference takes it and ignores it: the bins come from the STFT
+        _ = try model.int("dim_freqs_in", 1025, 1...32_769)  // taken and ignored by the reference: the bins come from the STFT
         // Accepted and without effect on inference (training only, or stored and unused by the
         // reference's forward).
         for key in ["attn_dropout", "ff_dropout"] { _ = try model.number(key, 0, 0...1) }
@@ -159,21 +150,16 @@ private final class Section {
     init(_ node: Node?, name: String?, source: String, strict: Bool) throws {
         self.name = name
         self.source = source
-        var fields: [String: Node] = [:]
         if let node {
             guard let mapping = node.mapping else {
                 throw EngineError(.invalidModelFile, "model config \(source): '\(name ?? "the document")' is not a mapping")
             }
-            for (key, value) in mapping {
-                guard let text = key.scalar?.string else {
-                    throw EngineError(.invalidModelFile, "model config \(source): \(name ?? "the document") has a key that is not a name")
-                }
-                fields[text] = value
-            }
+            fields = try ModelYAML.fields(mapping, kind: "model config", source: source, section: name)
         } else if strict || name == nil {
             throw EngineError(.invalidModelFile, "model config \(source) has no '\(name ?? "document")' section")
+        } else {
+            fields = [:]
         }
-        self.fields = fields
     }
 
     func has(_ key: String) -> Bool { fields[key] != nil }
@@ -205,7 +191,7 @@ private final class Section {
 
     func number(_ key: String, _ fallback: Double, _ range: ClosedRange<Double>) throws -> Double {
         guard has(key) else { read.insert(key); return fallback }
-        guard let text = scalar(key), let value = Double(text), value.isFinite else { throw error(key, "must be a number") }
+        guard let value = node(key).flatMap(ModelYAML.decimal) else { throw error(key, "must be a decimal number") }
         guard range.contains(value) else { throw error(key, "is \(value); it must be from \(range.lowerBound) to \(range.upperBound)") }
         return value
     }
