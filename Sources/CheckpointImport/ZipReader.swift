@@ -122,7 +122,7 @@ struct ZipReader {
                               uncompressedSize: UInt64(directory.u32(at + 24)), checksum: directory.u32(at + 16),
                               localHeaderOffset: UInt64(directory.u32(at + 42)),
                               isSymbolicLink: directory[at + 5] == 3 && (directory.u32(at + 38) >> 16) & 0xF000 == 0xA000)
-            try readZIP64Extra(directory[(at + 46 + nameLength)..<(at + 46 + nameLength + extraLength)], into: &entry,
+            try readZIP64Extra(Data(directory[(at + 46 + nameLength)..<(at + 46 + nameLength + extraLength)]), into: &entry,
                                damaged: { damaged("entry '\(name)': \($0)") })
             guard flags & 1 == 0 else { throw damaged("entry '\(name)' is encrypted") }
             guard method == 0 || method == 8 else { throw damaged("entry '\(name)' uses compression method \(method) (only stored and deflated entries are read)") }
@@ -139,20 +139,21 @@ struct ZipReader {
         return (directoryOffset, entries)
     }
 
-    /// The ZIP64 extended information (tag 1): the 64-bit values of the fields saturated at
-    /// 0xFFFFFFFF, in the order uncompressed size, compressed size, local header offset.
+    /// The ZIP64 extended information (tag 1) in an entry's extra fields (`extra`, offsets from
+    /// 0): the 64-bit values of the fields saturated at 0xFFFFFFFF, in the order uncompressed
+    /// size, compressed size, local header offset.
     private static func readZIP64Extra(_ extra: Data, into entry: inout Entry, damaged: (String) -> CheckpointError) throws {
-        var at = extra.startIndex
-        while at + 4 <= extra.endIndex {
-            let tag = extra.u16(at - extra.startIndex), length = Int(extra.u16(at + 2 - extra.startIndex))
+        var at = 0
+        while at + 4 <= extra.count {
+            let tag = extra.u16(at), length = Int(extra.u16(at + 2))
             let body = (at + 4)..<(at + 4 + length)
-            guard body.upperBound <= extra.endIndex else { throw damaged("an extra field runs past its entry") }
+            guard body.upperBound <= extra.count else { throw damaged("an extra field runs past its entry") }
             if tag == 1 {
                 var field = body.lowerBound
                 func next() throws -> UInt64 {
                     guard field + 8 <= body.upperBound else { throw damaged("the ZIP64 field is too short") }
                     defer { field += 8 }
-                    return extra.u64(field - extra.startIndex)
+                    return extra.u64(field)
                 }
                 if entry.uncompressedSize == 0xFFFF_FFFF { entry.uncompressedSize = try next() }
                 if entry.compressedSize == 0xFFFF_FFFF { entry.compressedSize = try next() }
