@@ -141,14 +141,22 @@ import Testing
         }
     }
 
+    /// Writes `frames` frames of stereo tones in the format of `name`'s extension,
+    /// lets `damage` edit its bytes and stores them as `folder/name`, whose path it returns.
+    static func damagedCopy(in folder: String, _ name: String, frames: Int, _ damage: (inout Data) throws -> Void) throws -> String {
+        let good = folder + "/good." + (name as NSString).pathExtension
+        try AudioEncoder.write(TestSupport.stereoTones(frames: frames), to: good)
+        var data = try Data(contentsOf: URL(fileURLWithPath: good))
+        try damage(&data)
+        let bad = folder + "/" + name
+        try data.write(to: URL(fileURLWithPath: bad))
+        return bad
+    }
+
     @Test func wavWithTruncatedHeader() throws {
         let folder = try TestSupport.makeTemporaryFolder()
         defer { TestSupport.remove(folder) }
-        let good = folder + "/good.wav"
-        try AudioEncoder.write(TestSupport.stereoTones(frames: 1000), to: good)
-        let data = try Data(contentsOf: URL(fileURLWithPath: good))
-        let bad = folder + "/cut.wav"
-        try data.prefix(30).write(to: URL(fileURLWithPath: bad))
+        let bad = try Self.damagedCopy(in: folder, "cut.wav", frames: 1000) { $0 = $0.prefix(30) }
         let error = try #require(throws: AudioIOError.self) { try AudioDecoder.decode(path: bad) }
         #expect(error.description.contains(bad))
         #expect(error.kind == .corruptFile || error.kind == .unsupportedFormat)
@@ -157,11 +165,7 @@ import Testing
     @Test func truncatedFLAC() throws {
         let folder = try TestSupport.makeTemporaryFolder()
         defer { TestSupport.remove(folder) }
-        let good = folder + "/good.flac"
-        try AudioEncoder.write(TestSupport.stereoTones(frames: 44100), to: good)
-        let data = try Data(contentsOf: URL(fileURLWithPath: good))
-        let bad = folder + "/cut.flac"
-        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: bad))
+        let bad = try Self.damagedCopy(in: folder, "cut.flac", frames: 44100) { $0 = $0.prefix($0.count / 2) }
         let error = try #require(throws: AudioIOError.self) { try AudioDecoder.decode(path: bad) }
         #expect(error.kind == .corruptFile)
         #expect(error.description.contains(bad) && error.description.contains("truncated"))
@@ -170,13 +174,10 @@ import Testing
     @Test func corruptFLACPayload() throws {
         let folder = try TestSupport.makeTemporaryFolder()
         defer { TestSupport.remove(folder) }
-        let good = folder + "/good.flac"
-        try AudioEncoder.write(TestSupport.stereoTones(frames: 44100), to: good)
-        var data = try Data(contentsOf: URL(fileURLWithPath: good))
-        // Overwrite a stretch of audio frames (past the metadata) with a fixed garbage pattern.
-        for i in 2000..<6000 { data[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 7) }
-        let bad = folder + "/damaged.flac"
-        try data.write(to: URL(fileURLWithPath: bad))
+        let bad = try Self.damagedCopy(in: folder, "damaged.flac", frames: 44100) { data in
+            // Overwrite a stretch of audio frames (past the metadata) with a fixed garbage pattern.
+            for i in 2000..<6000 { data[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 7) }
+        }
         let error = try #require(throws: AudioIOError.self) { try AudioDecoder.decode(path: bad) }
         #expect(error.kind == .corruptFile)
         #expect(error.description.contains(bad))
@@ -187,17 +188,14 @@ import Testing
     @Test func flacDeclaringAnImplausibleSampleRate() throws {
         let folder = try TestSupport.makeTemporaryFolder()
         defer { TestSupport.remove(folder) }
-        let good = folder + "/good.flac"
-        try AudioEncoder.write(TestSupport.stereoTones(frames: 44100), to: good)
-        var data = try Data(contentsOf: URL(fileURLWithPath: good))
-        // STREAMINFO follows "fLaC" and its 4-byte block header; the sample rate is the top 20
-        // bits of the 64-bit big-endian word at its byte 10.
-        var word = data[18..<26].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        #expect(word >> 44 == 44100)
-        word = word & ((1 << 44) - 1) | 4 << 44
-        for i in 0..<8 { data[18 + i] = UInt8(truncatingIfNeeded: word >> (56 - 8 * UInt64(i))) }
-        let bad = folder + "/4hz.flac"
-        try data.write(to: URL(fileURLWithPath: bad))
+        let bad = try Self.damagedCopy(in: folder, "4hz.flac", frames: 44100) { data in
+            // STREAMINFO follows "fLaC" and its 4-byte block header; the sample rate is the top 20
+            // bits of the 64-bit big-endian word at its byte 10.
+            var word = data[18..<26].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            #expect(word >> 44 == 44100)
+            word = word & ((1 << 44) - 1) | 4 << 44
+            for i in 0..<8 { data[18 + i] = UInt8(truncatingIfNeeded: word >> (56 - 8 * UInt64(i))) }
+        }
         let error = try #require(throws: AudioIOError.self) { try AudioDecoder.decode(path: bad) }
         #expect(error.kind == .corruptFile)
         #expect(error.description.contains(bad) && error.description.contains("4 Hz"), "\(error)")
