@@ -17,17 +17,20 @@ struct Spectrogram: Sendable {
     }
 }
 
-/// `torch.stft` / `torch.istft` with the settings demucs uses (`demucs/spec.py`): a periodic Hann
-/// window of `nfft`, `center=True` with reflect padding, one-sided, `normalized=True`.
+/// `torch.stft` / `torch.istft` with a periodic Hann window of `nfft`, `center=True` with reflect
+/// padding, one-sided: `normalized=True` as demucs takes it (`demucs/spec.py`), `normalized=False`
+/// as the RoFormers do.
 struct STFT: Sendable {
     let nfft: Int
     let hop: Int
+    let normalized: Bool
     let window: [Float]
     let fft: FFT
 
-    init(nfft: Int, hop: Int) {
+    init(nfft: Int, hop: Int, normalized: Bool = true) {
         self.nfft = nfft
         self.hop = hop
+        self.normalized = normalized
         self.fft = FFT(size: nfft)
         window = (0..<nfft).map { n in Float(0.5 - 0.5 * cos(2.0 * Double.pi * Double(n) / Double(nfft))) }
     }
@@ -65,7 +68,7 @@ struct STFT: Sendable {
             let frames = length / hop + 1
             let freqs = nfft / 2 + 1
             var spec = Spectrogram(channels: channels, freqs: freqs, frames: frames)
-            let scale = 1 / Float(nfft).squareRoot()
+            let scale = normalized ? 1 / Float(nfft).squareRoot() : 1
             let padded: [[Float]] = x.withUnsafeBufferPointer { xs in
                 (0..<channels).map { c in
                     STFT.reflectPad(UnsafeBufferPointer(rebasing: xs[(c * length)..<((c + 1) * length)]),
@@ -130,8 +133,8 @@ struct STFT: Sendable {
             for t in 0..<frames {
                 for k in 0..<n { envelope[t * hop + k] += window[k] * window[k] }
             }
-            // normalized=True undoes the forward 1/sqrt(nfft); the inverse FFT itself divides by nfft.
-            let scale = Float(n).squareRoot() / Float(n)
+            // The inverse FFT divides by nfft; normalized=True also undoes the forward 1/sqrt(nfft).
+            let scale = normalized ? Float(n).squareRoot() / Float(n) : 1 / Float(n)
             let start = n / 2
             out.withUnsafeMutableBufferPointer { op in
                 let outBase = op.baseAddress!
