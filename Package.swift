@@ -105,7 +105,7 @@ let package = Package(
         // A real PostgreSQL server for the tests (not a product; test targets only depend on it).
         .target(name: "PostgresTestSupport", dependencies: ["PostgresJobStore"], path: "Tests/PostgresTestSupport"),
         .testTarget(name: "PostgresJobStoreTests", dependencies: ["PostgresJobStore", "JobStore", "PostgresTestSupport"]),
-        .testTarget(name: "CheckpointImportTests", dependencies: ["CheckpointImport", "DemucsEngine"]),
+        .testTarget(name: "CheckpointImportTests", dependencies: ["CheckpointImport", "DemucsEngine", "AudioIO"]),
         .testTarget(name: "WatcherTests", dependencies: ["Watcher"]),
         .testTarget(
             name: "DemucsDaemonTests",

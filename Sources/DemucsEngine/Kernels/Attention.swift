@@ -171,7 +171,7 @@ enum Attention {
         }
     }
 
-    private static func softmaxRows(_ p: UnsafeMutablePointer<Float>, _ range: Range<Int>, cols: Int,
+    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, _ range: Range<Int>, cols: Int,
                                     sums: UnsafeMutablePointer<Float>?) {
         for r in range {
             let sum = demucs_softmax_row(p + r * cols, cols, sums == nil ? 1 : 0)

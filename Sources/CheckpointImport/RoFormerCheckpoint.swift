@@ -1,0 +1,31 @@
+import DemucsEngine
+import Foundation
+
+/// A RoFormer as the published ones come: `NAME.ckpt` (`torch.save` of the model's state dict,
+/// often float16) beside `NAME.yaml` (its MSST config, `RoFormerConfig`). The `.ckpt` goes
+/// through the safe pickle reader; the state may sit under `state`, `state_dict` or
+/// `model_state_dict`, as training scripts save it.
+public enum RoFormerCheckpoint {
+    /// The state dict's float tensors by name.
+    public static func tensors(path: String) throws -> [String: RawTensor] {
+        var value = try TorchZip.load(path: path)
+        for wrapper in ["state", "state_dict", "model_state_dict"] {
+            if let inner = value[wrapper], case .dict = inner { value = inner }
+        }
+        guard case .dict(let state) = value else {
+            throw CheckpointError("\(path) holds a \(value.kindName), not a RoFormer state dict")
+        }
+        return try LegacyCheckpoint.plainTensors(state, path: path)
+    }
+
+    /// The model of `config` with the weights of `checkpoint`; every tensor the architecture
+    /// needs must be there with its shape, and no other.
+    public static func load(config configPath: String, checkpoint: String) throws -> RoFormer {
+        let config = try RoFormerConfig(path: configPath)
+        var floats: [String: Tensor] = [:]
+        for (name, raw) in try tensors(path: checkpoint) {
+            floats[name] = Tensor(shape: raw.shape, data: raw.floats())
+        }
+        return try RoFormer(config: config, weights: Weights(tensors: floats, source: checkpoint))
+    }
+}
