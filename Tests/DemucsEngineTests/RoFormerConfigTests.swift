@@ -13,7 +13,7 @@ struct RoFormerConfigTests {
         #expect(c.freqsPerBands == RoFormerConfig.defaultFreqsPerBands && c.freqsPerBands.count == 62)
         #expect(c.nFFT == 2048 && c.hopLength == 441 && c.dimHead == 8 && c.heads == 2)
         #expect(c.maskEstimatorDepth == 2 && c.mlpExpansionFactor == 1 && c.linearTransformerDepth == 0)
-        #expect(c.stems == ["vocals"] && c.chunkSize == 88_200 && c.numOverlap == 2 && c.sampleRate == 44_100)
+        #expect(c.stems == ["vocals"] && c.chunkSize == 44_100 && c.numOverlap == 4 && c.dimT == 101 && c.sampleRate == 44_100)
     }
 
     @Test func twoStemsWithLinearAttention() throws {
@@ -21,6 +21,13 @@ struct RoFormerConfigTests {
         #expect(c.family == .bandSplit && c.numStems == 2 && c.linearTransformerDepth == 1)
         #expect(c.nFFT == 1024 && c.hopLength == 256 && c.freqsPerBands.reduce(0, +) == 513)
         #expect(c.stems == ["vocals", "instrumental"] && c.maskEstimatorDepth == 1)
+        #expect(c.targetInstrument == nil, "target_instrument: null is no target")
+    }
+
+    @Test func overlapAndChunkFramesAreOptional() throws {
+        let c = try RoFormerConfig(yaml: Self.config().replacingOccurrences(of: "  num_overlap: 4\n", with: "  batch_size: 1\n"),
+                                   source: "vocals.yaml")
+        #expect(c.numOverlap == nil && c.dimT == nil && c.chunkSize == 352_800)
     }
 
     @Test func melBandFixture() throws {

@@ -42,8 +42,12 @@ public struct RoFormerConfig: Sendable, Equatable {
 
     /// `audio.chunk_size`: frames per chunk of the chunking driver.
     public var chunkSize: Int
-    /// `inference.num_overlap`.
-    public var numOverlap: Int
+    /// `inference.dim_t`: STFT frames per chunk of the chunking driver (chunks of
+    /// `hop · (dim_t − 1)` samples); nil when the file has none (`audio.chunk_size` then gives it).
+    public var dimT: Int?
+    /// `inference.num_overlap`: overlapping chunks per sample; nil when the file has none (the
+    /// driver then takes audio-separator's 8).
+    public var numOverlap: Int?
     /// `training.instruments`, and the stems the model gives: all of them, in order, or (one
     /// stem and a `target_instrument`) that one.
     public var instruments: [String]
@@ -119,7 +123,8 @@ public struct RoFormerConfig: Sendable, Equatable {
         try model.refuseUnknown()
 
         chunkSize = try audio.int("chunk_size", 352_800, 1...TrainingSegment.largestFrames)
-        numOverlap = try inference.int("num_overlap", 4, 1...64)
+        dimT = inference.has("dim_t") ? try inference.int("dim_t", nil, 2...(TrainingSegment.largestFrames / hopLength + 1)) : nil
+        numOverlap = inference.has("num_overlap") ? try inference.int("num_overlap", nil, 1...64) : nil
         instruments = try training.strings("instruments")
         targetInstrument = try training.optionalString("target_instrument")
         guard !instruments.isEmpty, Set(instruments).count == instruments.count else {
@@ -226,10 +231,15 @@ private final class Section {
         }
     }
 
+    /// A stem name, or nil when the key is absent or YAML's null (`~`, `null`, empty).
     func optionalString(_ key: String) throws -> String? {
         guard has(key) else { read.insert(key); return nil }
-        guard let text = node(key)?.scalar?.string, !text.isEmpty else { throw error(key, "must be a stem name") }
-        return text
+        guard let scalar = node(key)?.scalar else { throw error(key, "must be a stem name") }
+        if scalar.style == .plain || scalar.style == .any, ["", "~", "null", "Null", "NULL"].contains(scalar.string) {
+            return nil
+        }
+        guard !scalar.string.isEmpty else { throw error(key, "must be a stem name") }
+        return scalar.string
     }
 
     func forbid(_ key: String, _ why: String) throws {
