@@ -8,11 +8,26 @@ public struct Weights: Sendable {
     let source: String
     /// Names taken so far, to find tensors that no layer asked for.
     let usage = WeightUsage()
+    /// Makes the tensor for a name the file does not have (`init(fabricating:)`).
+    let fabricate: (@Sendable (String, [Int]) -> Tensor)?
 
     public init(tensors: [String: Tensor], source: String) {
         self.tensors = tensors
         self.source = source
+        fabricate = nil
     }
+
+    /// Weights that give `make(name, shape)` for every tensor a model asks for, and record the
+    /// names and shapes asked for (`taken`): an architecture's parameter layout, or a model of
+    /// made-up weights for a benchmark.
+    public init(fabricating make: @escaping @Sendable (String, [Int]) -> Tensor, source: String) {
+        tensors = [:]
+        self.source = source
+        fabricate = make
+    }
+
+    /// The names and shapes taken so far, in the order they were taken.
+    public var taken: [(name: String, shape: [Int])] { usage.taken }
 
     /// Names of tensors in the file that no layer has taken.
     var unused: [String] { Set(tensors.keys).subtracting(usage.names).sorted() }
@@ -26,10 +41,14 @@ public struct Weights: Sendable {
 
     /// The tensor `name`, which must have `shape` (given with the checkpoint's own layout).
     func take(_ name: String, _ shape: [Int]) throws -> Tensor {
+        if let fabricate, tensors[name] == nil {
+            usage.insert(name, shape)
+            return fabricate(name, shape)
+        }
         guard let t = tensors[name] else {
             throw EngineError(.invalidModelFile, "model file \(source) is missing tensor \(name) (expected shape \(shape))")
         }
-        usage.insert(name)
+        usage.insert(name, shape)
         guard t.shape == shape else {
             throw EngineError(.invalidModelFile, "model file \(source): tensor \(name) has shape \(t.shape), the architecture needs \(shape)")
         }
@@ -61,5 +80,8 @@ struct ScopedWeights {
 /// The set of tensor names taken from a `Weights`, shared by its copies while a model is built.
 final class WeightUsage: @unchecked Sendable {
     private(set) var names: Set<String> = []
-    func insert(_ name: String) { names.insert(name) }
+    private(set) var taken: [(name: String, shape: [Int])] = []
+    func insert(_ name: String, _ shape: [Int]) {
+        if names.insert(name).inserted { taken.append((name, shape)) }
+    }
 }
