@@ -22,9 +22,13 @@ the script checks the version it imports. What it does, in order:
   3. runs each model's `forward` on the first second of Tests/Fixtures/audio/cut_a.flac (one
      chunk, no driver: the model alone) and stores each stem as a FLAC of at least 80 dB
      against the float32 output (fixturelib.write_stem_flac); cases.json lists the cases with
-     their input length, output length and per-stem SNR of the stored file.
-
-The whole-track reference (audio-separator's MDXC demix over chunks) is not stored yet.
+     their input length, output length and per-stem SNR of the stored file;
+  4. runs audio-separator's own whole-track driver (`MDXCSeparator.demix`, on an instance given
+     only the attributes demix reads) over all of cut_a.flac for DEMIX_MODELS, with the .yaml's
+     1 s chunks and 4 overlapping chunks, and stores its stems as NAME.demix.STEM.flac (the
+     single-target model's residual stem included); cases.json lists them under "demix";
+  5. writes mel_bands.json: the bins of every band of `librosa.filters.mel` (> 0, with the
+     reference's two forced corners) for the mel configs of MEL_BANDS, published ones included.
 """
 import json
 import sys
@@ -34,6 +38,7 @@ import numpy as np
 import soundfile
 import torch
 import yaml
+import librosa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fixturelib  # noqa: E402
@@ -73,6 +78,13 @@ MODELS = [
 
 SECONDS = 1.0
 
+# Models whose whole-track separation by the reference's driver is stored.
+DEMIX_MODELS = ["bs_2stem_linear", "mel_1stem"]
+
+# (sample rate, n_fft, bands): the fixture's, and the published Mel-Band RoFormers' (Kim's
+# vocals model and its fine-tunes: 60 bands at n_fft 2048; others use 64 or 48 kHz).
+MEL_BANDS = [(44100, 1024, 8), (44100, 2048, 60), (44100, 2048, 64), (48000, 2048, 60)]
+
 
 class TupleDumper(yaml.SafeDumper):
     """Writes tuples as `!!python/tuple` sequences, as the published configs have them."""
@@ -83,15 +95,17 @@ TupleDumper.add_representer(
 
 
 def config(kwargs, instruments, num_stems):
-    chunk = 44100 * 2
-    target = {} if num_stems > 1 else {"target_instrument": instruments[0]}
+    chunk = 44100
+    # As the published configs: `target_instrument: null` for a multi-stem model (audio-separator
+    # reads the key unconditionally).
+    target = {"target_instrument": None if num_stems > 1 else instruments[0]}
     return {
         "audio": {"chunk_size": chunk, "dim_f": 1024, "dim_t": 1 + chunk // kwargs["stft_hop_length"],
                   "hop_length": kwargs["stft_hop_length"], "n_fft": kwargs["stft_n_fft"],
                   "num_channels": 2, "sample_rate": 44100, "min_mean_abs": 0.0},
         "model": dict(kwargs),
         "training": dict({"instruments": list(instruments), "batch_size": 1}, **target),
-        "inference": {"batch_size": 1, "dim_t": 1 + chunk // kwargs["stft_hop_length"], "num_overlap": 2},
+        "inference": {"batch_size": 1, "dim_t": 1 + chunk // kwargs["stft_hop_length"], "num_overlap": 4},
     }
 
 
@@ -106,7 +120,7 @@ def main():
     audio, rate = soundfile.read(str(ROOT / "Tests/Fixtures/audio/cut_a.flac"), dtype="float32", always_2d=True)
     assert rate == 44100 and audio.shape[1] == 2
     mix = torch.from_numpy(np.ascontiguousarray(audio[: int(SECONDS * rate)].T))[None]
-    cases = []
+    cases, demixes = [], []
     for name, cls, seed, kwargs, instruments in MODELS:
         torch.manual_seed(seed)
         model = cls(**kwargs).eval()
@@ -139,8 +153,55 @@ def main():
         params = sum(p.numel() for p in model.parameters())
         fixturelib.log(f"{name}: {params} parameters, {mix.shape[-1]} -> {stems.shape[-1]} frames, {entry['stems']}")
         cases.append(entry)
+        if name in DEMIX_MODELS:
+            demixes.append(demix_case(name, again, loaded_cfg, audio, rate))
     (OUT / "cases.json").write_text(json.dumps({"reference": f"audio-separator {REFERENCE_VERSION}",
-                                                "torch": torch.__version__, "cases": cases}, indent=2) + "\n")
+                                                "torch": torch.__version__, "cases": cases,
+                                                "demix": demixes}, indent=2) + "\n")
+    bands = []
+    for sr, n_fft, n_mels in MEL_BANDS:
+        fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+        fb[0][0] = 1.0
+        fb[-1, -1] = 1.0
+        bands.append({"sample_rate": sr, "n_fft": n_fft, "bands": n_mels,
+                      "bins": [[int(i) for i in np.nonzero(row > 0)[0]] for row in fb]})
+    (OUT / "mel_bands.json").write_text(json.dumps(bands) + "\n")
+
+
+def demix_case(name, model, cfg, audio, rate):
+    """The reference driver's separation of the whole of cut_a.flac, stored stem by stem."""
+    from ml_collections import ConfigDict
+    from audio_separator.separator.architectures.mdxc_separator import MDXCSeparator
+    import logging
+
+    sep = MDXCSeparator.__new__(MDXCSeparator)
+    sep.logger = logging.getLogger("reference")
+    sep.pitch_shift = 0
+    sep.is_roformer = True
+    sep.is_torch_compiled = False
+    sep.model_run = model
+    sep.model_data_cfgdict = ConfigDict(cfg)
+    sep.segment_size = 256
+    sep.override_model_segment_size = False
+    sep.overlap = cfg["inference"]["num_overlap"]
+    sep.batch_size = 1
+    training = cfg["training"]
+    target = training.get("target_instrument")
+    sep.is_primary_stem_main_target = bool(target)
+    sep.primary_stem_name = training["instruments"][0]
+    sep.secondary_stem_name = training["instruments"][1]
+    mix = np.ascontiguousarray(audio.T)
+    with torch.no_grad():
+        sources = sep.demix(mix=mix, override_model_segment_size=False)
+    entry = {"name": name, "model": f"{name}.yaml", "weights": f"{name}.ckpt", "input": "cut_a.flac",
+             "frames": int(mix.shape[-1]), "stems": {}}
+    for stem, wave in sources.items():
+        wave = np.asarray(wave, dtype=np.float32)
+        assert wave.shape == mix.shape, f"{name}/{stem}: {wave.shape}"
+        bits, snr = fixturelib.write_stem_flac(OUT / f"{name}.demix.{stem}.flac", wave, rate)
+        entry["stems"][stem] = {"file": f"{name}.demix.{stem}.flac", "bits": bits, "flac_snr_db": round(snr, 1)}
+    fixturelib.log(f"{name} demix: {entry['stems']}")
+    return entry
 
 
 if __name__ == "__main__":
