@@ -19,7 +19,7 @@ import Foundation
 /// part of a short file) and the same samples for every pass. The samples are those of the
 /// in-memory path (`Separator.separateStems` and `AudioEncoder.write`), bit for bit.
 public struct TrackSeparation {
-    public let separator: Separator
+    public let separator: any StemSeparator
     public let outputs: [StemRecipe]
     /// Each format's file extension and encoder settings.
     public let formats: [(ext: String, options: EncodeOptions)]
@@ -28,7 +28,7 @@ public struct TrackSeparation {
     /// process (`demucsctl separate`).
     public let isolatedDecoder: IsolatedDecoder?
 
-    public init(separator: Separator, outputs: [StemRecipe], formats: [(ext: String, options: EncodeOptions)],
+    public init(separator: any StemSeparator, outputs: [StemRecipe], formats: [(ext: String, options: EncodeOptions)],
                 ffmpeg: FFmpegDecoder? = FFmpegDecoder.onPath(), isolatedDecoder: IsolatedDecoder? = nil) {
         self.separator = separator
         self.outputs = outputs
@@ -66,8 +66,7 @@ public struct TrackSeparation {
                     decoded: (Int) throws -> Void = { _ in },
                     progress: (@Sendable (TrackProgress) -> Void)? = nil,
                     isCancelled: (@Sendable () -> Bool)? = nil) throws -> (files: [String], frames: Int) {
-        let bag = separator.bag
-        let channels = bag.audioChannels, rate = bag.samplerate
+        let channels = separator.audioChannels, rate = separator.samplerate, sourceCount = separator.sources.count
         let mix = try PCMSpool(path: staging + "/.mix.f32", channels: channels, sampleRate: rate)
         defer { mix.remove() }
         let estimate = TrackProgressEstimator(callback: progress)
@@ -101,7 +100,7 @@ public struct TrackSeparation {
         try separator.separateStreaming(SpoolMixSource(spool: mix), emit: { block in
             let original = needsMix ? try mix.read(from: block.start, count: block.count).channels : []
             for (recipe, spool) in zip(outputs, spools) {
-                try spool.append(Self.rows(of: recipe, block, sources: bag.sources.count, original: original))
+                try spool.append(Self.rows(of: recipe, block, sources: sourceCount, original: original))
             }
         }, progress: { estimate.separated($0.fraction) }, isCancelled: isCancelled)
         mix.remove()

@@ -154,10 +154,11 @@ public struct RoFormerSeparator: Sendable {
 
     /// Separates `[channels, length]` audio at the model's rate into its stems.
     public func separateStems(
-        _ mix: Tensor,
+        _ mix: consuming Tensor,
         progress: (@Sendable (SeparationProgress) -> Void)? = nil,
         isCancelled: (@Sendable () -> Bool)? = nil
     ) throws -> Stems {
+        let mix = mix
         let channels = mix.shape[0], length = mix.shape[1]
         var stems = Stems(sources: sources, channels: channels, length: length)
         try separateStreaming(TensorMixSource(mix), emit: { block in
