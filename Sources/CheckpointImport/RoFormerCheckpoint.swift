@@ -29,3 +29,17 @@ public enum RoFormerCheckpoint {
         return try RoFormer(config: config, weights: Weights(tensors: floats, source: checkpoint))
     }
 }
+
+extension ModelRepository {
+    /// Loads `name` as whatever the folder holds under it: a RoFormer (`NAME.yaml` with
+    /// `NAME.ckpt`), else a demucs bag or single model (`load`).
+    public func loadModel(_ name: String) throws -> TrackModel {
+        guard isRoFormer(name) else { return .demucs(try load(name)) }
+        let files = roFormerFiles(name)
+        do {
+            return .roformer(try RoFormerCheckpoint.load(config: files.config, checkpoint: files.checkpoint))
+        } catch let error as CheckpointError {
+            throw EngineError(.invalidModelFile, "model \(name): \(error.message)")
+        }
+    }
+}

@@ -141,6 +141,15 @@ public struct RoFormerConfig: Sendable, Equatable {
         }
     }
 
+    /// Whether the YAML file at `path` is a RoFormer config (a top-level `model` section) rather
+    /// than a demucs bag (`models`); false for a file that cannot be read as YAML.
+    public static func isRoFormerConfig(path: String) -> Bool {
+        guard let text = try? ModelYAML.text(path: path, kind: "model config"),
+              let mapping = (try? ModelYAML.compose(text, kind: "model config", source: path))??.mapping else { return false }
+        let keys = Set(mapping.keys.compactMap(\.string))
+        return keys.contains("model") && !keys.contains("models")
+    }
+
     /// The names of the model's output stems, in order.
     public var stems: [String] { targetInstrument.map { [$0] } ?? instruments }
 }
