@@ -44,7 +44,10 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         try precision.requireAvailable()
-        let bag = try ModelLocator.loadForCommand(name: name, repo: repo, verbose: false)
+        let model = try ModelLocator.loadForCommand(name: name, repo: repo, verbose: false)
+        let separator = model.separator(demucs: SeparationOptions(shifts: shifts, jobs: jobs, precision: precision),
+                                        roformer: RoFormerOptions(precision: precision))
+        let bag = (samplerate: model.samplerate, audioChannels: model.audioChannels, sources: model.sources)
         let wallStart = Date()
         let decodeStart = Date()
         var audio = try AudioDecoder.load(path: file, sampleRate: bag.samplerate, channels: bag.audioChannels)
@@ -55,8 +58,6 @@ struct Bench: ParsableCommand {
         let decodeTime = Date().timeIntervalSince(decodeStart)
         let duration = Double(audio.frameCount) / Double(bag.samplerate)
         let mix = Tensor(shape: [bag.audioChannels, audio.frameCount], data: audio.channels.flatMap { $0 })
-        let options = SeparationOptions(shifts: shifts, jobs: jobs, precision: precision)
-        let separator = Separator(bag: bag, options: options)
         let length = audio.frameCount
         let scratch = NSTemporaryDirectory() + "demucsctl-bench-\(getpid())"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -74,7 +75,7 @@ struct Bench: ParsableCommand {
         let cpuStart = processCPUTime()
         let start = Date()
         if inMemory {
-            let stems = try separator.separate(mix)
+            let stems = try separator.separateStems(mix, progress: nil, isCancelled: nil).tensor
             let encodeStart = Date(), encodeCPUStart = Profile.threadCPUTime()
             for (k, writer) in writers.enumerated() {
                 try writer.write(AudioBuffer(sampleRate: bag.samplerate, channels: (0..<bag.audioChannels).map { c in
@@ -93,7 +94,7 @@ struct Bench: ParsableCommand {
                 }
                 encodeTime += Date().timeIntervalSince(encodeStart)
                 encodeCPU += Profile.threadCPUTime() - encodeCPUStart
-            })
+            }, progress: nil, isCancelled: nil)
         }
         let cpu = processCPUTime() - cpuStart - encodeCPU
         let kinds = Profile.snapshot()
@@ -107,7 +108,7 @@ struct Bench: ParsableCommand {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("model: \(name) (\(bag.models.count) model(s)); path: \(inMemory ? "in memory" : "streaming"); audio: \(String(format: "%.1f", duration)) s; cores: \(cores); segments side by side: \(max(jobs, 1)); threads per segment: \(max(1, cores / max(1, jobs))); precision: \(precision.rawValue)")
+        print("model: \(name) (\(model.summary)); path: \(inMemory ? "in memory" : "streaming"); audio: \(String(format: "%.1f", duration)) s; cores: \(cores); segments side by side: \(max(jobs, 1)); threads per segment: \(max(1, cores / max(1, jobs))); precision: \(precision.rawValue)")
         print(String(format: "separation: %.2f s wall (%.3f s per audio second, %.2fx real time), %.2f s CPU", separateTime, separateTime / duration, duration / separateTime, cpu))
         print(String(format: "whole run: %.2f s wall (decode %.2f s, encode %.2f s wall and %.2f s CPU, not in the separation's)",
                      wall, decodeTime, encodeTime, encodeCPU))

@@ -8,7 +8,7 @@ extension Models {
     /// `demucsctl models import FILE…`: installs model files into the cache (or `--repo DIR`).
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Install model files: demucs .th checkpoints (converted) or <name>.yaml bags with their .safetensors.",
+            abstract: "Install model files: demucs .th checkpoints (converted), <name>.yaml bags with their .safetensors, or a RoFormer's .yaml config with its .ckpt.",
             discussion: """
                 A .th checkpoint (what demucs's serialize_model / torch.save write, e.g. \
                 955717e8-8726e21a.th) is converted to <sig>.safetensors in the demucs 4.1 hub \
@@ -16,9 +16,12 @@ extension Models {
                 one-model <sig>.yaml is written beside it, so that `-n <sig>` finds it. A \
                 <name>.yaml is copied with the <sig>.safetensors it lists, taken from the \
                 arguments or from beside the yaml; a .safetensors that no yaml lists is \
-                installed as a single model. Everything is checked by loading it before \
-                anything is installed; files that already exist with other content are only \
-                replaced with --force.
+                installed as a single model. A RoFormer (BS-RoFormer or Mel-Band RoFormer) is \
+                its MSST .yaml config with its .ckpt, as published: both are installed as \
+                NAME.yaml + NAME.ckpt, NAME being the checkpoint's name or --name; with several \
+                checkpoints, each pairs with the config of the same name. Everything is checked \
+                by loading it before anything is installed; files that already exist with other \
+                content are only replaced with --force.
                 """
         )
 
@@ -31,10 +34,13 @@ extension Models {
         @Flag(help: "Replace existing files of the same name that have other content.")
         var force = false
 
+        @Option(help: ArgumentHelp("The name to install a RoFormer under (one .ckpt only; default: the checkpoint's file name).", valueName: "NAME"))
+        var name: String?
+
         func run() throws {
             do {
                 let destination = repo ?? ModelCache().root
-                let lines = try ModelImporter(destination: destination, isCache: repo == nil, force: force).install(files)
+                let lines = try ModelImporter(destination: destination, isCache: repo == nil, force: force, name: name).install(files)
                 for line in lines { print(line) }
             } catch {
                 printError("\(error)")
@@ -98,6 +104,8 @@ struct ModelImporter {
     var destination: String
     var isCache: Bool
     var force: Bool
+    /// The name for the one RoFormer being installed (`--name`).
+    var name: String? = nil
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -114,7 +122,7 @@ struct ModelImporter {
     func install(_ arguments: [String]) throws -> [String] {
         let fm = FileManager.default
         guard !arguments.isEmpty else { throw Failure("nothing to import: pass .th, .yaml or .safetensors files") }
-        var th: [String] = [], yaml: [String] = [], safetensors: [String] = []
+        var th: [String] = [], yaml: [String] = [], safetensors: [String] = [], ckpt: [String] = []
         for path in arguments {
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
@@ -124,7 +132,8 @@ struct ModelImporter {
             case "th": th.append(path)
             case "yaml", "yml": yaml.append(path)
             case "safetensors": safetensors.append(path)
-            default: throw Failure("cannot import \(path): expected a .th checkpoint, a .yaml bag or a .safetensors model")
+            case "ckpt": ckpt.append(path)
+            default: throw Failure("cannot import \(path): expected a .th checkpoint, a .yaml bag, a .safetensors model or a RoFormer .ckpt")
             }
         }
         do {
@@ -164,8 +173,27 @@ struct ModelImporter {
             staged[sig + ".safetensors"] = path
             items.append(Item(name: sig, files: [sig + ".safetensors"] + (try stageYAML(for: sig, origin: path)), origin: path))
         }
+        // RoFormers: each .ckpt with its config (the only RoFormer config given, or the one of
+        // the same name), installed as NAME.ckpt + NAME.yaml.
+        let configs = yaml.filter { RoFormerConfig.isRoFormerConfig(path: $0) }
+        if name != nil && ckpt.count != 1 { throw Failure("--name names one RoFormer; \(ckpt.count) .ckpt files were given") }
+        for path in ckpt {
+            let base = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            let model = name ?? base
+            guard LegacyCheckpointName.isSafe(model) else { throw Failure("cannot import \(path): '\(model)' cannot be used as a model name (pass --name)") }
+            let sameName = configs.filter { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension == base }
+            guard let config = sameName.first ?? (configs.count == 1 && ckpt.count == 1 ? configs.first : nil) else {
+                throw Failure("cannot import \(path): a RoFormer checkpoint needs its .yaml config among the files (\(configs.isEmpty ? "none was given" : "none is named \(base).yaml"))")
+            }
+            try stage(path, as: model + ".ckpt")
+            try stage(config, as: model + ".yaml")
+            items.append(Item(name: model, files: [model + ".yaml", model + ".ckpt"], origin: path))
+        }
+        if ckpt.isEmpty, let config = configs.first {
+            throw Failure("\(config) is a RoFormer config; import it together with its .ckpt")
+        }
         var claimed = Set<String>()
-        for path in yaml {
+        for path in yaml where !configs.contains(path) {
             let name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
             guard LegacyCheckpointName.isSafe(name) else { throw Failure("cannot import \(path): '\(name)' cannot be used as a model name") }
             let bag = try BagFile(path: path)
@@ -196,8 +224,8 @@ struct ModelImporter {
         var descriptions: [String: String] = [:]
         for item in items {
             do {
-                let bag = try ModelRepository(root: staging).load(item.name)
-                descriptions[item.name] = "\(bag.models.count) model(s), sources \(bag.sources.joined(separator: ", "))"
+                let model = try ModelRepository(root: staging).loadModel(item.name)
+                descriptions[item.name] = "\(model.summary), sources \(model.sources.joined(separator: ", "))"
             } catch {
                 throw Failure("\(item.origin) does not load, nothing was installed: \(String(describing: error).replacingOccurrences(of: staging + "/", with: ""))")
             }
@@ -283,7 +311,13 @@ struct ModelImporter {
         }
         var removed: [String] = [], kept: [String] = []
         let yaml = join(folder, name + ".yaml")
-        if fm.fileExists(atPath: yaml) {
+        if ModelRepository(root: folder).isRoFormer(name) {
+            // The config first: a half-removed model then reads as missing, not as damaged.
+            for file in [name + ".yaml", name + ".ckpt", name + ".sha256"] where fm.fileExists(atPath: join(folder, file)) {
+                try fm.removeItem(atPath: join(folder, file))
+                removed.append(file)
+            }
+        } else if fm.fileExists(atPath: yaml) {
             let bag = try BagFile(path: yaml)
             var candidates = [name + ".yaml", name + ".sha256"]
             for sig in bag.models where LegacyCheckpointName.isSafe(sig) {

@@ -1,23 +1,25 @@
+import CheckpointImport
 import DemucsEngine
 import Foundation
 import ModelStore
 
-/// Resolves `-n NAME [--repo DIR]` to a loaded model bag: from the folder given with `--repo`,
-/// or from the model cache, downloading the model from the hub into the cache when it is missing.
+/// Resolves `-n NAME [--repo DIR]` to a loaded model (a demucs bag or a RoFormer): from the
+/// folder given with `--repo`, or from the model cache, downloading the model into the cache
+/// when it is missing.
 enum ModelLocator {
     /// The model cache folder (see `ModelCache` for the order of the environment variables).
     static func defaultCacheFolder() -> String { ModelCache().root }
 
-    static func load(name: String, repo: String?, verbose: Bool) throws -> ModelBag {
+    static func load(name: String, repo: String?, verbose: Bool) throws -> TrackModel {
         if let repo {
-            return try ModelRepository(root: repo).load(name)
+            return try ModelRepository(root: repo).loadModel(name)
         }
         let installed = try ensureInstalled(name: name)
-        return try installed.repository.load(installed.name)
+        return try installed.repository.loadModel(installed.name)
     }
 
     /// `load` for a command: a model that cannot be loaded is reported and exits with status 2.
-    static func loadForCommand(name: String, repo: String?, verbose: Bool) throws -> ModelBag {
+    static func loadForCommand(name: String, repo: String?, verbose: Bool) throws -> TrackModel {
         do {
             return try load(name: name, repo: repo, verbose: verbose)
         } catch {

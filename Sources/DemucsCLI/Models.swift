@@ -1,4 +1,5 @@
 import ArgumentParser
+import CheckpointImport
 import DemucsEngine
 import Foundation
 import ModelStore
@@ -24,8 +25,9 @@ struct Models: ParsableCommand {
             let root = repo ?? ModelCache().root
             let repository = ModelRepository(root: root)
             let listing = repository.list()
+            let roformers = repository.roFormers()
             print("models in \(root):")
-            if listing.bags.isEmpty && listing.single.isEmpty {
+            if listing.bags.isEmpty && listing.single.isEmpty && roformers.isEmpty {
                 print("  none; fetch one with: demucsctl models fetch htdemucs")
                 return
             }
@@ -37,6 +39,11 @@ struct Models: ParsableCommand {
                 var line = String(format: "  %-16@ %3d model(s) %8.1f MB  %@", bag, sigs.count, Double(size) / 1e6, source)
                 if !missing.isEmpty { line += "  MISSING: " + missing.map { $0 + ".safetensors" }.joined(separator: ", ") }
                 print(line)
+            }
+            for name in roformers {
+                let family = (try? RoFormerConfig(path: root + "/" + name + ".yaml").family.rawValue) ?? "RoFormer (config unreadable)"
+                let source = FileManager.default.fileExists(atPath: root + "/" + name + ".sha256") ? "checksums recorded" : "local"
+                print(String(format: "  %-16@ %@ %8.1f MB  %@", name, family, Double(fileSize(root + "/" + name + ".ckpt")) / 1e6, source))
             }
             // A model installed with its own one-model yaml (imports, v2 downloads) is listed once, as a bag.
             for single in listing.single where !listing.bags.contains(single) {
@@ -59,7 +66,7 @@ struct Models: ParsableCommand {
                 } else {
                     print("\(name) installed in \(installed.folder) (\(installed.downloaded.joined(separator: ", ")))")
                 }
-                _ = try installed.repository.load(installed.name)
+                _ = try installed.repository.loadModel(installed.name)
             } catch {
                 printError("\(error)")
                 throw Exit.modelFailed
@@ -76,8 +83,8 @@ struct Models: ParsableCommand {
         func run() throws {
             do {
                 let installed = try ModelCache().verify(name: name)
-                let bag = try installed.repository.load(installed.name)
-                print("\(name): \(installed.files.count) file(s) match their checksums; \(bag.models.count) model(s), sources \(bag.sources.joined(separator: ", "))")
+                let model = try installed.repository.loadModel(installed.name)
+                print("\(name): \(installed.files.count) file(s) match their checksums; \(model.summary), sources \(model.sources.joined(separator: ", "))")
             } catch {
                 printError("\(error)")
                 throw Exit.modelFailed

@@ -49,13 +49,13 @@ struct Separate: ParsableCommand {
     @Option(help: "Random shifts averaged for equivariant stabilisation (0 = one deterministic pass; slower as it grows). Default 1, or 0 for the demucs v2 models (demucs, demucs48_hq, demucs_extra, demucs_quantized, tasnet, tasnet_extra), as demucs 2.0.3 defaulted.")
     var shifts: Int?
 
-    @Option(help: "Overlap between the segments.")
-    var overlap: Double = 0.25
+    @Option(help: "Overlap between the segments (default 0.25). For a RoFormer: the number of overlapping chunks, a whole number (default: its config's inference.num_overlap, else 8), as audio-separator's --mdxc_overlap.")
+    var overlap: Double?
 
     @Flag(name: .customLong("no-split"), help: "Do not split the audio into segments (more memory).")
     var noSplit = false
 
-    @Option(help: "Segment length in seconds (at most the model's training segment for transformer models).")
+    @Option(help: "Segment length in seconds (at most the model's training segment for transformer models). For a RoFormer: the chunk length, in place of its config's inference.dim_t.")
     var segment: Int?
 
     @Option(name: .customLong("two-stems"), help: ArgumentHelp("Only separate STEM and no_STEM.", valueName: "STEM"))
@@ -99,7 +99,7 @@ struct Separate: ParsableCommand {
         if flac && mp3 { throw ValidationError("--flac and --mp3 cannot be used together") }
         if !(2...7).contains(mp3Preset) { throw ValidationError("--mp3-preset must be between 2 and 7") }
         if let shifts, shifts < 0 { throw ValidationError("--shifts must be 0 or more") }
-        if !(0..<1).contains(overlap) { throw ValidationError("--overlap must be in [0, 1)") }
+        if let overlap, !(overlap >= 0) { throw ValidationError("--overlap must be in [0, 1)") }
         if let segment, segment <= 0 { throw ValidationError("--segment must be positive") }
         if device != "cpu" { throw ValidationError("device \(device) is not available: demucsctl runs on the CPU (-d cpu)") }
         if let problem = OutputNaming.validate(template: filename) { throw ValidationError(problem) }
@@ -109,27 +109,41 @@ struct Separate: ParsableCommand {
     func run() throws {
         if listModels {
             let root = repo ?? ModelLocator.defaultCacheFolder()
-            let listing = ModelRepository(root: root).list()
+            let repository = ModelRepository(root: root)
+            let listing = repository.list()
             print("Bag of models:\n    " + listing.bags.joined(separator: "\n    "))
             print("Single models:\n    " + listing.single.joined(separator: "\n    "))
+            let roformers = repository.roFormers()
+            if !roformers.isEmpty { print("RoFormer models:\n    " + roformers.joined(separator: "\n    ")) }
             return
         }
         Interruption.install()
         try precision.requireAvailable()
-        let bag = try ModelLocator.loadForCommand(name: name, repo: repo, verbose: verbose)
-        if let segment, let maxSegment = bag.maxAllowedSegment, Double(segment) > maxSegment.doubleValue {
-            printError("Cannot use a Transformer model with a longer segment than it was trained for. Maximum segment is: \(maxSegment.doubleValue)")
-            throw Exit.modelFailed
-        }
-        if let twoStems, !bag.sources.contains(twoStems) {
-            printError("stem \"\(twoStems)\" is not in the selected model. STEM must be one of \(bag.sources.joined(separator: ", ")).")
+        let model = try ModelLocator.loadForCommand(name: name, repo: repo, verbose: verbose)
+        if let twoStems, !model.sources.contains(twoStems) {
+            printError("stem \"\(twoStems)\" is not in the selected model. STEM must be one of \(model.sources.joined(separator: ", ")).")
             throw ExitCode.validationFailure
         }
-        if bag.models.count > 1 { print("Selected model is a bag of \(bag.models.count) models.") }
-        // demucs 2.0.3's separate.py defaulted to no shifts; the seed's `--name demucs` command relied on it.
-        let separator = Separator(bag: bag, options: SeparationOptions(
-            shifts: shifts ?? (bag.isV2 ? 0 : 1), split: !noSplit, overlap: overlap,
-            segment: segment.map { Fraction($0, 1) }, jobs: jobs, precision: precision))
+        let separator: any StemSeparator
+        switch model {
+        case .demucs(let bag):
+            if let overlap, !(0..<1).contains(overlap) {
+                printError("--overlap must be in [0, 1)")
+                throw ExitCode.validationFailure
+            }
+            if let segment, let maxSegment = bag.maxAllowedSegment, Double(segment) > maxSegment.doubleValue {
+                printError("Cannot use a Transformer model with a longer segment than it was trained for. Maximum segment is: \(maxSegment.doubleValue)")
+                throw Exit.modelFailed
+            }
+            if bag.models.count > 1 { print("Selected model is a bag of \(bag.models.count) models.") }
+            // demucs 2.0.3's separate.py defaulted to no shifts; the seed's `--name demucs` command relied on it.
+            separator = Separator(bag: bag, options: SeparationOptions(
+                shifts: shifts ?? (bag.isV2 ? 0 : 1), split: !noSplit, overlap: overlap ?? 0.25,
+                segment: segment.map { Fraction($0, 1) }, jobs: jobs, precision: precision))
+        case .roformer(let roformer):
+            separator = RoFormerSeparator(model: roformer, options: try roFormerOptions(roformer))
+            print("Selected model is a \(model.summary).")
+        }
         let naming = OutputNaming(out: out, modelName: name, template: filename)
         do {
             try FileManager.default.createDirectory(atPath: naming.folder, withIntermediateDirectories: true)
@@ -159,15 +173,37 @@ struct Separate: ParsableCommand {
         }
     }
 
-    private func separateTrack(_ track: String, separator: Separator, naming: OutputNaming) throws {
+    /// The RoFormer driver's options from the flags that mean something for it; the demucs-only
+    /// ones are refused rather than ignored.
+    private func roFormerOptions(_ model: RoFormer) throws -> RoFormerOptions {
+        if let shifts, shifts > 0 {
+            printError("--shifts does not apply to a RoFormer (it has no random shifts); leave it out")
+            throw ExitCode.validationFailure
+        }
+        if noSplit {
+            printError("--no-split does not apply to a RoFormer: it always runs in chunks (set their length with --segment)")
+            throw ExitCode.validationFailure
+        }
+        var numOverlap: Int?
+        if let overlap {
+            guard overlap >= 1, overlap == overlap.rounded(), overlap <= 64 else {
+                printError("--overlap for a RoFormer is the number of overlapping chunks, a whole number from 1 to 64 (audio-separator's --mdxc_overlap), not \(overlap)")
+                throw ExitCode.validationFailure
+            }
+            numOverlap = Int(overlap)
+        }
+        let dimT = segment.map { $0 * model.samplerate / model.config.hopLength + 1 }
+        return RoFormerOptions(dimT: dimT, numOverlap: numOverlap, precision: precision)
+    }
+
+    private func separateTrack(_ track: String, separator: any StemSeparator, naming: OutputNaming) throws {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: track, isDirectory: &isDir) else {
             throw CLIError("file does not exist. If the path contains spaces, surround it with quotes.")
         }
         guard !isDir.boolValue else { throw CLIError("is a folder, not an audio file") }
         print("Separating track \(track)")
-        let bag = separator.bag
-        var outputs = StemRecipe.outputs(sources: bag.sources, twoStems: twoStems, minus: otherMethod == .minus)
+        var outputs = StemRecipe.outputs(sources: separator.sources, twoStems: twoStems, minus: otherMethod == .minus)
         if otherMethod == .none { outputs.removeAll { if case .sumOfOthers = $0.kind { true } else { false } } }
         let ext = mp3 ? "mp3" : flac ? "flac" : "wav"
         let options = EncodeOptions(
