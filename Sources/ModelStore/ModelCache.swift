@@ -65,9 +65,12 @@ public struct ModelCache: Sendable, Equatable {
 
     /// The files `model` is made of according to its cached yaml: the yaml first, then one
     /// `<sig>.safetensors` per signature. Nil when the yaml is not in the cache.
+    /// A RoFormer (`NAME.ckpt` beside the yaml) is its config and its checkpoint.
     public func files(of model: HubModelName) throws -> [String]? {
         let yamlPath = path(of: model.yamlFile, for: model)
         guard FileManager.default.fileExists(atPath: yamlPath) else { return nil }
+        let checkpoint = model.model + ".ckpt"
+        if FileManager.default.fileExists(atPath: path(of: checkpoint, for: model)) { return [model.yamlFile, checkpoint] }
         let bag: BagFile
         do {
             bag = try BagFile(path: yamlPath)

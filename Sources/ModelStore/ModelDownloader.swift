@@ -28,6 +28,11 @@ public struct ModelDownloader: Sendable {
     /// a mirror of other v2-format files, or a test, passes its own).
     public var v2Signatures = V2Models.signatures
 
+    /// Where the published RoFormers are fetched from (`RoFormerModels`).
+    public var roformerBaseURL = RoFormerModels.baseURL(environment: ProcessInfo.processInfo.environment)
+    /// The RoFormers known by name (`RoFormerModels.known`; a test passes its own).
+    public var roformerModels = RoFormerModels.known
+
     public init(cache: ModelCache, hub: HubClient, v2BaseURL: URL? = nil) {
         self.cache = cache
         self.hub = hub
@@ -41,6 +46,7 @@ public struct ModelDownloader: Sendable {
         self.cache = cacheRoot.map { ModelCache(root: $0) } ?? ModelCache(environment: environment)
         self.hub = HubClient(baseURL: hubURL, environment: environment)
         self.v2BaseURL = V2Models.baseURL(environment: environment)
+        self.roformerBaseURL = RoFormerModels.baseURL(environment: environment)
     }
 
     /// Returns the installed model `name` (`NAME` or `NAMESPACE/NAME`), downloading missing files
@@ -62,7 +68,10 @@ public struct ModelDownloader: Sendable {
         var manifest = try ChecksumManifest.load(path: manifestPath) ?? ChecksumManifest()
         var downloaded: [String] = []
 
-        if try cache.files(of: model) == nil, let signature = V2Models.signature(of: model, in: v2Signatures) {
+        if try cache.files(of: model) == nil, let entry = RoFormerModels.entry(of: model, in: roformerModels) {
+            try await fetchRoFormer(model, entry: entry, name: name, manifest: &manifest, progress: progress)
+            downloaded = [model.model + ".ckpt", model.yamlFile]
+        } else if try cache.files(of: model) == nil, let signature = V2Models.signature(of: model, in: v2Signatures) {
             try await fetchV2(model, signature: signature, name: name, manifest: &manifest, progress: progress)
             downloaded = [model.yamlFile, model.model + ".safetensors"]
         } else if try cache.files(of: model) == nil {
@@ -158,6 +167,47 @@ public struct ModelDownloader: Sendable {
         }
         manifest.hashes[model.yamlFile] = try FileDigest.sha256(ofFile: yamlPath)
         try manifest.write(path: cache.manifestPath(for: model))
+    }
+
+    /// Downloads a published RoFormer's checkpoint and config into a private folder, loads them
+    /// (so a damaged or mismatched pair is refused before anything is installed), then moves the
+    /// checkpoint and then the config into place as `NAME.ckpt` and `NAME.yaml`, recording both.
+    private func fetchRoFormer(_ model: HubModelName, entry: RoFormerModels.Entry, name: String,
+                               manifest: inout ChecksumManifest,
+                               progress: (@Sendable (DownloadProgress) -> Void)?) async throws {
+        let folder = cache.folder(for: model)
+        let staging = ModelCache.join(folder, ".roformer-\(getpid())-\(UUID().uuidString.prefix(8))")
+        do {
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
+        } catch {
+            throw ModelStoreError(.fileSystem, "cannot create \(staging): \(error)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let checkpoint = model.model + ".ckpt"
+        let urls = [(RoFormerModels.configURL(entry, base: roformerBaseURL), model.yamlFile),
+                    (RoFormerModels.checkpointURL(entry, base: roformerBaseURL), checkpoint)]
+        for (url, file) in urls {
+            do {
+                try await hub.download(url, to: ModelCache.join(staging, file), progress: progress)
+            } catch let error as DownloadError {
+                let all = urls.map(\.0.absoluteString).joined(separator: " and ")
+                throw ModelStoreError(.notInstalled, "model \(name) is not installed and could not be downloaded (\(error.reason)). Download \(all) and install them with: demucsctl models import \(entry.config) \(entry.checkpoint)")
+            }
+        }
+        do {
+            _ = try RoFormerCheckpoint.load(config: ModelCache.join(staging, model.yamlFile),
+                                            checkpoint: ModelCache.join(staging, checkpoint))
+        } catch {
+            throw ModelStoreError(.invalidModelFile, "model \(name) was downloaded but does not load, nothing was installed: \(error)")
+        }
+        for file in [checkpoint, model.yamlFile] {
+            let destination = cache.path(of: file, for: model)
+            guard rename(ModelCache.join(staging, file), destination) == 0 else {
+                throw ModelStoreError(.fileSystem, "cannot move \(file) into \(folder): \(String(cString: strerror(errno)))")
+            }
+            manifest.hashes[file] = try FileDigest.sha256(ofFile: destination)
+            try manifest.write(path: cache.manifestPath(for: model))
+        }
     }
 
     /// The error for a model that could not be downloaded, naming what to install by hand:
