@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "DemucsDaemon",
             dependencies: [
-                "DemucsEngine", "AudioIO", "SeparationPipeline", "ModelStore", "JobStore", "PostgresJobStore", "Watcher", "CSystemShims",
+                "DemucsEngine", "AudioIO", "SeparationPipeline", "ModelStore", "CheckpointImport", "JobStore", "PostgresJobStore", "Watcher", "CSystemShims",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "DemucsEngineTests", dependencies: ["DemucsEngine", "CDemucsKernels"]),
         .testTarget(name: "AudioIOTests", dependencies: ["AudioIO"], exclude: ["Fixtures"]),
         .testTarget(name: "SeparationPipelineTests", dependencies: ["SeparationPipeline", "DemucsEngine", "AudioIO"]),
-        .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "DemucsEngine"]),
+        .testTarget(name: "ModelStoreTests", dependencies: ["ModelStore", "DemucsEngine", "CheckpointImport"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
         // A real PostgreSQL server for the tests (not a product; test targets only depend on it).
         .target(name: "PostgresTestSupport", dependencies: ["PostgresJobStore"], path: "Tests/PostgresTestSupport"),

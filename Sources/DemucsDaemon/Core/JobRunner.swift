@@ -51,7 +51,7 @@ struct JobRunner: Sendable {
             staging = nil
         }
         defer { dropStaging() }
-        let bag = model.bag
+        let track = model.model
         var opened: InputFile?
         do {
             let output = layout.output
@@ -78,10 +78,10 @@ struct JobRunner: Sendable {
                 audioSeconds = prior.audioSeconds
                 reusedFrom = prior.id
             } else {
-                let written = try separate(input, job: job, claim: claim, bag: bag, settings: settings, into: dir,
+                let written = try separate(input, job: job, claim: claim, model: track, settings: settings, into: dir,
                                            progress: progress, stopRequested: stopRequested)
                 outputs = written.files
-                audioSeconds = Double(written.frames) / Double(bag.samplerate)
+                audioSeconds = Double(written.frames) / Double(track.samplerate)
             }
             let result = JobStore.JobResult(outputs: outputs.map { name + "/" + $0 }, audioSeconds: audioSeconds,
                                             reusedFrom: reusedFrom, model: model.name, recipe: recipe)
@@ -194,12 +194,12 @@ struct JobRunner: Sendable {
     /// and the track's length. Once the track is decoded, and before the separation, its
     /// length is checked against `max_duration_minutes` and what the job will write against
     /// the free space.
-    private func separate(_ input: InputFile, job: Job, claim: Claim, bag: ModelBag, settings: WorkSettings,
+    private func separate(_ input: InputFile, job: Job, claim: Claim, model: TrackModel, settings: WorkSettings,
                           into dir: String, progress beat: @escaping @Sendable () -> Void,
                           stopRequested: @escaping @Sendable () -> Bool) throws -> (files: [String], frames: Int) {
-        let separator = Separator(bag: bag, options: settings.separation)
+        let separator = model.separator(demucs: settings.separation, roformer: settings.roformer)
         // A two-stem setting naming no stem of the model writes every stem.
-        let recipes = StemRecipe.outputs(sources: bag.sources, twoStems: settings.twoStems)
+        let recipes = StemRecipe.outputs(sources: model.sources, twoStems: settings.twoStems)
         let jobs = settings.config.jobs
         let decoder = IsolatedDecoder(helper: decoderHelper, ffmpeg: settings.ffmpeg?.executable,
                                       cpuSeconds: jobs.decoderCPUSeconds, memoryMB: jobs.decoderMemoryMB,
@@ -209,7 +209,7 @@ struct JobRunner: Sendable {
         let store = self.store
         let throttle = Throttle(interval: 0.5)
         let stale = Flag()
-        let channels = bag.audioChannels, rate = bag.samplerate
+        let channels = model.audioChannels, rate = model.samplerate
         let freeAtStart = OutputBudget.freeBytes(at: dir)
         do {
             return try pipeline.run(input: input.decodePath, staging: dir, decoded: { frames in

@@ -1,3 +1,4 @@
+import CheckpointImport
 import DemucsEngine
 import Foundation
 import Logging
@@ -33,7 +34,7 @@ final class ModelProvider: @unchecked Sendable {
         let settings = self.settings
         lock.unlock()
         do {
-            let model = LoadedModel(name: settings.modelName, bag: try Self.load(settings))
+            let model = LoadedModel(name: settings.modelName, model: try Self.load(settings))
             lock.lock()
             // A reload that changed the model meanwhile wins: this one is already outdated.
             let current = self.settings.modelName == settings.modelName && self.settings.repo == settings.repo
@@ -43,7 +44,7 @@ final class ModelProvider: @unchecked Sendable {
             }
             lock.unlock()
             guard current else { return nil }
-            logger.notice("model loaded", metadata: ["model": "\(settings.modelName)", "sources": "\(model.bag.sources.joined(separator: ","))"])
+            logger.notice("model loaded: \(model.model.summary)", metadata: ["model": "\(settings.modelName)", "sources": "\(model.model.sources.joined(separator: ","))"])
             return model
         } catch {
             let message = "\(error)"
@@ -74,13 +75,13 @@ final class ModelProvider: @unchecked Sendable {
         lock.unlock()
     }
 
-    private static func load(_ s: WorkSettings) throws -> ModelBag {
+    private static func load(_ s: WorkSettings) throws -> TrackModel {
         if let repo = s.repo {
-            return try ModelRepository(root: repo).load(s.modelName)
+            return try ModelRepository(root: repo).loadModel(s.modelName)
         }
         let downloader = ModelDownloader(cacheRoot: s.cache)
         let installed = try blocking { try await downloader.ensure(name: s.modelName) }
-        return try installed.repository.load(installed.name)
+        return try installed.repository.loadModel(installed.name)
     }
 }
 
@@ -101,9 +102,9 @@ final class BlockingResult<T: Sendable>: @unchecked Sendable {
     var result: Result<T, Error>?
 }
 
-/// A model as the workers use it: the bag and the name it was loaded under, which is what a job
-/// records as the model that separated it.
+/// A model as the workers use it: the model (a demucs bag or a RoFormer) and the name it was
+/// loaded under, which is what a job records as the model that separated it.
 struct LoadedModel: Sendable {
     let name: String
-    let bag: ModelBag
+    let model: TrackModel
 }

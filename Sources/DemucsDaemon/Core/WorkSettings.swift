@@ -16,6 +16,11 @@ public struct WorkSettings: Sendable {
     public var repo: String? { config.model.repo }
     public var cache: String? { config.model.cache }
     public var separation: SeparationOptions { config.separation.engineOptions(threads: config.jobs.threads) }
+    /// A RoFormer's options: its config's chunking (`shifts`, `overlap` and `segment` are demucs's),
+    /// the threads and the precision.
+    public var roformer: RoFormerOptions {
+        RoFormerOptions(threads: config.jobs.threads, precision: config.separation.precision)
+    }
     /// Two-stem mode: this stem and `no_<stem>` (the sum of the others).
     public var twoStems: String? { config.separation.twoStems }
     /// The files written per stem, with their encoder settings.
