@@ -56,7 +56,8 @@ extension Attention {
     /// turn (`(qkv h d)`, as `to_qkv` gives them), `gates: [sequences · length, heads]` the gate
     /// logits; the result is `[sequences · length, inner]`. (sequence, head) tasks are shared out
     /// over the threads; each rotates its queries and keys into its own buffers and goes through
-    /// them in blocks of `queryBlock` query rows, as `multiHeadBLAS` does.
+    /// them in blocks of `queryBlock` query rows, with `multiHeadTiled`'s kernel where the CPU
+    /// has it, else as `multiHeadBLAS` does.
     static func rotarySelfAttention(qkv: Tensor, gates: Tensor, sequences: Int, length n: Int, heads: Int,
                                     rotary: RotaryTable) -> Tensor {
         Profile.measure(.attention) {
@@ -65,32 +66,48 @@ extension Attention {
             let scale = 1 / Float(d).squareRoot()
             let queryBlock = min(Self.queryBlock, n)
             var out = Tensor(uninitialized: [sequences * n, inner])  // each task writes its head's columns
+            // On CPUs with AVX-512 and head sizes that are a multiple of 16, the tiled kernel
+            // (`multiHeadTiled`'s) on the rotated keys; elsewhere, and in bf16, the BLAS.
+            let tiled = tiledKernelAvailable && d % 16 == 0 && GEMM.precision != .bf16
+            let panelFloats = tiled ? demucs_attention_panel_floats(n, d) : 0
+            let blockFloats = tiled ? demucs_attention_scratch_floats(queryBlock, n, d) : queryBlock * n + queryBlock
             qkv.data.withUnsafeBufferPointer { qs in
                 gates.data.withUnsafeBufferPointer { gs in
                     out.data.withUnsafeMutableBufferPointer { os in
                         let base = qs.baseAddress!, gBase = gs.baseAddress!, oBase = os.baseAddress!
                         Parallel.forEach(sequences * heads) { tasks in
-                            var scratch = [Float](repeating: 0, count: 2 * n * d + queryBlock * n + queryBlock)
+                            var scratch = [Float](repeating: 0, count: 2 * n * d + panelFloats + blockFloats)
                             scratch.withUnsafeMutableBufferPointer { sp in
-                                let q = sp.baseAddress!, k = q + n * d, scores = k + n * d, sums = scores + queryBlock * n
+                                let q = sp.baseAddress!, k = q + n * d, panels = k + n * d, block = panels + panelFloats
                                 for task in tasks {
                                     let s = task / heads, h = task % heads
                                     let rows = base + s * n * ld
                                     rotary.rotate(rows + h * d, lds: ld, rows: n, into: q)
                                     rotary.rotate(rows + inner + h * d, lds: ld, rows: n, into: k)
+                                    if tiled { demucs_attention_pack_keys(k, d, n, d, panels) }
                                     let v = rows + 2 * inner + h * d
                                     for row0 in stride(from: 0, to: n, by: queryBlock) {
                                         let count = min(queryBlock, n - row0)
-                                        GEMM.multiplyOnThisThread(transB: true, m: count, n: n, k: d, alpha: scale,
-                                                                  a: q + row0 * d, lda: d, b: k, ldb: d, c: scores, ldc: n)
-                                        softmaxRows(scores, 0..<count, cols: n, sums: sums)
                                         let o = oBase + (s * n + row0) * inner + h * d
-                                        GEMM.multiplyOnThisThread(m: count, n: d, k: n, a: scores, lda: n, b: v, ldb: ld,
-                                                                  c: o, ldc: inner)
+                                        if tiled {
+                                            // Normalised by the softmax's sum inside.
+                                            demucs_attention_block(q + row0 * d, d, count, panels, n, d, scale, v, ld, block, o, inner)
+                                        } else {
+                                            let sums = block + queryBlock * n
+                                            GEMM.multiplyOnThisThread(transB: true, m: count, n: n, k: d, alpha: scale,
+                                                                      a: q + row0 * d, lda: d, b: k, ldb: d, c: block, ldc: n)
+                                            softmaxRows(block, 0..<count, cols: n, sums: sums)
+                                            GEMM.multiplyOnThisThread(m: count, n: d, k: n, a: block, lda: n, b: v, ldb: ld,
+                                                                      c: o, ldc: inner)
+                                            for r in 0..<count {
+                                                let row = o + r * inner, inv = 1 / sums[r]
+                                                for j in 0..<d { row[j] *= inv }
+                                            }
+                                        }
                                         for r in 0..<count {
                                             let gate = 1 / (1 + Foundation.exp(-gBase[(s * n + row0 + r) * heads + h]))
-                                            let row = o + r * inner, inv = 1 / sums[r]
-                                            for j in 0..<d { row[j] = row[j] * inv * gate }
+                                            let row = o + r * inner
+                                            for j in 0..<d { row[j] *= gate }
                                         }
                                     }
                                 }
