@@ -22,9 +22,13 @@ public enum RoFormerCheckpoint {
     /// needs must be there with its shape, and no other.
     public static func load(config configPath: String, checkpoint: String) throws -> RoFormer {
         let config = try RoFormerConfig(path: configPath)
+        // Each tensor's bytes are let go as soon as it is converted: the checkpoint and its
+        // float32 copy are never held whole at the same time.
+        var raw = try tensors(path: checkpoint)
         var floats: [String: Tensor] = [:]
-        for (name, raw) in try tensors(path: checkpoint) {
-            floats[name] = Tensor(shape: raw.shape, data: raw.floats())
+        for name in Array(raw.keys) {
+            guard let tensor = raw.removeValue(forKey: name) else { continue }
+            floats[name] = Tensor(shape: tensor.shape, data: tensor.floats())
         }
         return try RoFormer(config: config, weights: Weights(tensors: floats, source: checkpoint))
     }

@@ -541,6 +541,10 @@ public struct PickleReader {
         for i in Swift.stride(from: size.count - 2, through: 0, by: -1) { contiguous[i] = contiguous[i + 1] * size[i + 1] }
         let isContiguous = zip(zip(size, stride), contiguous).allSatisfy { $0.0 == 1 || $0.1 == $1 }
         if isContiguous {
+            // The whole storage (the usual case: one storage per tensor) is shared, not copied:
+            // the reader keeps its storages until the end, so a copy would double the memory of
+            // a checkpoint while it loads.
+            if offset == 0 && count == storage.count { return RawTensor(dtype: storage.dtype, shape: size, data: storage.data) }
             let start = storage.data.startIndex + offset * width
             return RawTensor(dtype: storage.dtype, shape: size, data: Data(storage.data[start..<(start + count * width)]))
         }
