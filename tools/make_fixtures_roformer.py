@@ -168,8 +168,9 @@ def main():
     (OUT / "mel_bands.json").write_text(json.dumps(bands) + "\n")
 
 
-def demix_case(name, model, cfg, audio, rate):
-    """The reference driver's separation of the whole of cut_a.flac, stored stem by stem."""
+def reference_demix(model, cfg, mix):
+    """audio-separator's own `MDXCSeparator.demix` of `mix` ([2, frames]) with `model` and its
+    config: an instance given only the attributes demix reads, the config's dim_t and overlap."""
     from ml_collections import ConfigDict
     from audio_separator.separator.architectures.mdxc_separator import MDXCSeparator
     import logging
@@ -186,13 +187,17 @@ def demix_case(name, model, cfg, audio, rate):
     sep.overlap = cfg["inference"]["num_overlap"]
     sep.batch_size = 1
     training = cfg["training"]
-    target = training.get("target_instrument")
-    sep.is_primary_stem_main_target = bool(target)
+    sep.is_primary_stem_main_target = bool(training.get("target_instrument"))
     sep.primary_stem_name = training["instruments"][0]
     sep.secondary_stem_name = training["instruments"][1]
-    mix = np.ascontiguousarray(audio.T)
     with torch.no_grad():
-        sources = sep.demix(mix=mix, override_model_segment_size=False)
+        return sep.demix(mix=mix, override_model_segment_size=False)
+
+
+def demix_case(name, model, cfg, audio, rate):
+    """The reference driver's separation of the whole of cut_a.flac, stored stem by stem."""
+    mix = np.ascontiguousarray(audio.T)
+    sources = reference_demix(model, cfg, mix)
     entry = {"name": name, "model": f"{name}.yaml", "weights": f"{name}.ckpt", "input": "cut_a.flac",
              "frames": int(mix.shape[-1]), "stems": {}}
     for stem, wave in sources.items():

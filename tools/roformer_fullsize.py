@@ -229,10 +229,10 @@ def run_reference(out, key):
     """Child process: the reference's whole-track separation of OUT/mix.wav with model KEY."""
     t_start = time.time()
     torch.set_num_threads(THREADS)
-    import logging
-    from ml_collections import ConfigDict
     from audio_separator.separator.architectures.mdxc_separator import MDXCSeparator
     from audio_separator.separator.roformer.roformer_loader import RoformerLoader
+    sys.path.insert(0, str(TOOLS))
+    import make_fixtures_roformer as fx  # its reference_demix: the same driver call as the fixtures'
     check_version()
 
     name = MODELS[key][0]
@@ -245,24 +245,8 @@ def run_reference(out, key):
     assert rate == RATE and audio.shape[1] == 2
     t_loaded = time.time()
 
-    sep = MDXCSeparator.__new__(MDXCSeparator)
-    sep.logger = logging.getLogger("reference")
-    sep.pitch_shift = 0
-    sep.is_roformer = True
-    sep.is_torch_compiled = False
-    sep.model_run = model
-    sep.model_data_cfgdict = ConfigDict(cfg)
-    sep.segment_size = 256
-    sep.override_model_segment_size = False
-    sep.overlap = cfg["inference"]["num_overlap"]
-    sep.batch_size = 1
-    training = cfg["training"]
-    sep.is_primary_stem_main_target = bool(training.get("target_instrument"))
-    sep.primary_stem_name = training["instruments"][0]
-    sep.secondary_stem_name = training["instruments"][1]
     mix = np.ascontiguousarray(audio.T)
-    with torch.no_grad():
-        sources = sep.demix(mix=mix, override_model_segment_size=False)
+    sources = fx.reference_demix(model, cfg, mix)
     t_demixed = time.time()
 
     stems_dir = out / "reference" / name
