@@ -96,10 +96,7 @@ public struct RoFormerSeparator: Sendable {
         isCancelled: (@Sendable () -> Bool)? = nil
     ) throws {
         let channels = source.channels, length = source.length
-        guard channels == model.audioChannels else {
-            throw EngineError(.invalidArgument, "the model takes \(model.audioChannels) channels, the audio has \(channels)")
-        }
-        guard length > 0 else { throw EngineError(.invalidArgument, "the audio is empty") }
+        try checkInput(channels: channels, length: length)
         let (chunk, _, starts) = schedule(length: length)
         let window = Self.hamming(chunk)
         let stems = model.stems.count, rowsOut = stems * channels

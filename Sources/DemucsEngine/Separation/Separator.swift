@@ -39,10 +39,7 @@ public struct Separator: Sendable {
     ) throws -> Stems {
         var mix = wav
         let channels = mix.shape[0], length = mix.shape[1]
-        guard channels == bag.audioChannels else {
-            throw EngineError(.invalidArgument, "the model takes \(bag.audioChannels) channels, the audio has \(channels)")
-        }
-        guard length > 0 else { throw EngineError(.invalidArgument, "the audio is empty") }
+        try checkInput(channels: channels, length: length)
         // Normalise by the mono mix (demucs: ref = wav.mean(0); (wav - ref.mean()) / (ref.std() + 1e-8)).
         var mono = LargeBuffer.zeros(length)
         for c in 0..<channels { for i in 0..<length { mono[i] += mix.data[c * length + i] } }

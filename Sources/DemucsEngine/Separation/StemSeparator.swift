@@ -26,6 +26,17 @@ public protocol StemSeparator: Sendable {
     ) throws -> Stems
 }
 
+extension StemSeparator {
+    /// Refuses audio this separator cannot take: a channel count other than the model's, or no
+    /// samples at all.
+    func checkInput(channels: Int, length: Int) throws {
+        guard channels == audioChannels else {
+            throw EngineError(.invalidArgument, "the model takes \(audioChannels) channels, the audio has \(channels)")
+        }
+        guard length > 0 else { throw EngineError(.invalidArgument, "the audio is empty") }
+    }
+}
+
 extension Separator: StemSeparator {
     public var sources: [String] { bag.sources }
     public var samplerate: Int { bag.samplerate }

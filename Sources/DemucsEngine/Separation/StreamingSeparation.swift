@@ -72,10 +72,7 @@ extension Separator {
         isCancelled: (@Sendable () -> Bool)? = nil
     ) throws {
         let channels = source.channels, length = source.length
-        guard channels == bag.audioChannels else {
-            throw EngineError(.invalidArgument, "the model takes \(bag.audioChannels) channels, the audio has \(channels)")
-        }
-        guard length > 0 else { throw EngineError(.invalidArgument, "the audio is empty") }
+        try checkInput(channels: channels, length: length)
         guard options.split else {
             var mix = Tensor(zeros: [channels, length])
             try mix.data.withUnsafeMutableBufferPointer { try source.read(from: 0, count: length, into: $0.baseAddress!) }
