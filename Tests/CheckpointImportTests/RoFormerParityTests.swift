@@ -9,23 +9,11 @@ import Testing
 /// second of cut_a.flac, and every stem matches the reference's to at least 60 dB SNR at the
 /// reference's length.
 struct RoFormerParityTests {
-    struct Case: Decodable, Sendable, CustomTestStringConvertible {
-        struct Stem: Decodable, Sendable { var file: String }
-        var name: String
-        var model: String
-        var weights: String
-        var input: String
-        var input_frames: Int
-        var output_frames: Int
-        var stems: [String: Stem]
-        var testDescription: String { name }
-    }
-
-    struct Cases: Decodable { var cases: [Case] }
+    struct Cases: Decodable { var cases: [RoFormerFixtureCase] }
 
     static let folder = Fixtures.root + "/roformer"
 
-    static let cases: [Case] = {
+    static let cases: [RoFormerFixtureCase] = {
         guard let data = FileManager.default.contents(atPath: folder + "/cases.json") else { return [] }
         return (try? JSONDecoder().decode(Cases.self, from: data).cases) ?? []
     }()
@@ -35,25 +23,20 @@ struct RoFormerParityTests {
     }
 
     @Test(arguments: cases)
-    func forwardMatchesTheReference(_ c: Case) throws {
-        let model = try RoFormerCheckpoint.load(config: Self.folder + "/" + c.model, checkpoint: Self.folder + "/" + c.weights)
+    func forwardMatchesTheReference(_ c: RoFormerFixtureCase) throws {
+        let inputFrames = try #require(c.input_frames), outputFrames = try #require(c.output_frames)
+        let model = try c.load()
         let input = try AudioDecoder.decode(path: Fixtures.root + "/audio/" + c.input)
-        let mix = Tensor(shape: [2, c.input_frames], data: input.channels.flatMap { $0.prefix(c.input_frames) })
+        let mix = Tensor(shape: [2, inputFrames], data: input.channels.flatMap { $0.prefix(inputFrames) })
         let out = try model.forward(mix)
-        #expect(out.shape == [model.stems.count, 2, c.output_frames])
+        #expect(out.shape == [model.stems.count, 2, outputFrames])
         #expect(Set(model.stems) == Set(c.stems.keys))
         for (index, stem) in model.stems.enumerated() {
             guard let file = c.stems[stem]?.file else { continue }
             let reference = try AudioDecoder.decode(path: Self.folder + "/" + file)
-            var signal = 0.0, noise = 0.0
-            for ch in 0..<2 {
-                for i in 0..<min(c.output_frames, reference.channels[ch].count) {
-                    let r = Double(reference.channels[ch][i]), e = Double(out.data[(index * 2 + ch) * c.output_frames + i])
-                    signal += r * r
-                    noise += (r - e) * (r - e)
-                }
+            let snr = RoFormerFixtureCase.snr(reference, frames: outputFrames) { ch, i in
+                out.data[(index * 2 + ch) * outputFrames + i]
             }
-            let snr = 10 * log10(signal / max(noise, 1e-300))
             #expect(snr >= 60, "\(c.name)/\(stem): \(snr) dB")
             print("\(c.name)/\(stem): \(String(format: "%.1f", snr)) dB")
         }
@@ -64,20 +47,9 @@ struct RoFormerParityTests {
 /// tools/make_fixtures_roformer.py on all of cut_a.flac with 1 s chunks and 4 overlapping
 /// chunks): chunk schedule, Hamming weights, their normalisation and the residual stem.
 struct RoFormerDemixParityTests {
-    struct Case: Decodable, Sendable, CustomTestStringConvertible {
-        struct Stem: Decodable, Sendable { var file: String }
-        var name: String
-        var model: String
-        var weights: String
-        var input: String
-        var frames: Int
-        var stems: [String: Stem]
-        var testDescription: String { name }
-    }
+    struct Cases: Decodable { var demix: [RoFormerFixtureCase] }
 
-    struct Cases: Decodable { var demix: [Case] }
-
-    static let cases: [Case] = {
+    static let cases: [RoFormerFixtureCase] = {
         guard let data = FileManager.default.contents(atPath: RoFormerParityTests.folder + "/cases.json") else { return [] }
         return (try? JSONDecoder().decode(Cases.self, from: data).demix) ?? []
     }()
@@ -87,29 +59,57 @@ struct RoFormerDemixParityTests {
     }
 
     @Test(arguments: cases)
-    func wholeTrackMatchesTheReferenceDriver(_ c: Case) throws {
-        let folder = RoFormerParityTests.folder
-        let model = try RoFormerCheckpoint.load(config: folder + "/" + c.model, checkpoint: folder + "/" + c.weights)
+    func wholeTrackMatchesTheReferenceDriver(_ c: RoFormerFixtureCase) throws {
+        let folder = RoFormerParityTests.folder, frames = try #require(c.frames)
+        let model = try c.load()
         let input = try AudioDecoder.decode(path: Fixtures.root + "/audio/" + c.input)
-        #expect(input.frameCount == c.frames)
+        #expect(input.frameCount == frames)
         // The reference ran demix itself, without separate()'s short-track rule: the config's dim_t.
         let separator = RoFormerSeparator(model: model, options: RoFormerOptions(dimT: model.config.dimT))
-        let stems = try separator.separateStems(Tensor(shape: [2, c.frames], data: input.channels.flatMap { $0 }))
+        let stems = try separator.separateStems(Tensor(shape: [2, frames], data: input.channels.flatMap { $0 }))
         #expect(Set(stems.sources) == Set(c.stems.keys))
         for (k, stem) in stems.sources.enumerated() {
             guard let file = c.stems[stem]?.file else { continue }
             let reference = try AudioDecoder.decode(path: folder + "/" + file)
-            #expect(reference.frameCount == c.frames)
-            var signal = 0.0, noise = 0.0
-            for ch in 0..<2 {
-                for (r, e) in zip(reference.channels[ch], stems.rows[k * 2 + ch]) {
-                    signal += Double(r) * Double(r)
-                    noise += (Double(r) - Double(e)) * (Double(r) - Double(e))
-                }
-            }
-            let snr = 10 * log10(signal / max(noise, 1e-300))
+            #expect(reference.frameCount == frames)
+            let snr = RoFormerFixtureCase.snr(reference, frames: frames) { ch, i in stems.rows[k * 2 + ch][i] }
             #expect(snr >= 60, "\(c.name)/\(stem): \(snr) dB")
             print("\(c.name) demix/\(stem): \(String(format: "%.1f", snr)) dB")
         }
+    }
+}
+
+/// One fixture model of cases.json and what the reference made with it: the forward cases give
+/// `input_frames` / `output_frames`, the demix cases the track's `frames`.
+struct RoFormerFixtureCase: Decodable, Sendable, CustomTestStringConvertible {
+    struct Stem: Decodable, Sendable { var file: String }
+    var name: String
+    var model: String
+    var weights: String
+    var input: String
+    var stems: [String: Stem]
+    var input_frames: Int?
+    var output_frames: Int?
+    var frames: Int?
+    var testDescription: String { name }
+
+    /// The model from its `.yaml` and `.ckpt`, as a user has them.
+    func load() throws -> RoFormer {
+        let folder = RoFormerParityTests.folder
+        return try RoFormerCheckpoint.load(config: folder + "/" + model, checkpoint: folder + "/" + weights)
+    }
+
+    /// The SNR in dB of `estimate(channel, frame)` against a stereo reference, over the first
+    /// `frames` frames (fewer where the reference is shorter).
+    static func snr(_ reference: AudioBuffer, frames: Int, _ estimate: (Int, Int) -> Float) -> Double {
+        var signal = 0.0, noise = 0.0
+        for ch in 0..<2 {
+            for i in 0..<min(frames, reference.channels[ch].count) {
+                let r = Double(reference.channels[ch][i]), e = Double(estimate(ch, i))
+                signal += r * r
+                noise += (r - e) * (r - e)
+            }
+        }
+        return 10 * log10(signal / max(noise, 1e-300))
     }
 }
