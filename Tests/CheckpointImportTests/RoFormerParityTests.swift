@@ -6,8 +6,9 @@ import Testing
 
 /// The RoFormer network against the reference's own forward (tools/make_fixtures_roformer.py):
 /// each fixture model, built from its `.yaml` and `.ckpt` as a user has them, separates the first
-/// second of cut_a.flac, and every stem matches the reference's to at least 60 dB SNR at the
-/// reference's length.
+/// second of cut_a.flac, and every stem matches the reference's to at least 75 dB SNR at the
+/// reference's length (measured 81–85 dB, the fixtures' own precision; the acceptance floor is
+/// 60 dB: the check sits near what is measured so that a regression shows first).
 struct RoFormerParityTests {
     struct Cases: Decodable { var cases: [RoFormerFixtureCase] }
 
@@ -37,7 +38,7 @@ struct RoFormerParityTests {
             let snr = RoFormerFixtureCase.snr(reference, frames: outputFrames) { ch, i in
                 out.data[(index * 2 + ch) * outputFrames + i]
             }
-            #expect(snr >= 60, "\(c.name)/\(stem): \(snr) dB")
+            #expect(snr >= 75, "\(c.name)/\(stem): \(snr) dB")
             print("\(c.name)/\(stem): \(String(format: "%.1f", snr)) dB")
         }
     }
@@ -45,7 +46,8 @@ struct RoFormerParityTests {
 
 /// The whole-track driver against audio-separator's own (`MDXCSeparator.demix`, run by
 /// tools/make_fixtures_roformer.py on all of cut_a.flac with 1 s chunks and 4 overlapping
-/// chunks): chunk schedule, Hamming weights, their normalisation and the residual stem.
+/// chunks): chunk schedule, Hamming weights, their normalisation and the residual stem; at least
+/// 75 dB per stem (measured 80–85 dB).
 struct RoFormerDemixParityTests {
     struct Cases: Decodable { var demix: [RoFormerFixtureCase] }
 
@@ -73,7 +75,7 @@ struct RoFormerDemixParityTests {
             let reference = try AudioDecoder.decode(path: folder + "/" + file)
             #expect(reference.frameCount == frames)
             let snr = RoFormerFixtureCase.snr(reference, frames: frames) { ch, i in stems.rows[k * 2 + ch][i] }
-            #expect(snr >= 60, "\(c.name)/\(stem): \(snr) dB")
+            #expect(snr >= 75, "\(c.name)/\(stem): \(snr) dB")
             print("\(c.name) demix/\(stem): \(String(format: "%.1f", snr)) dB")
         }
     }

@@ -25,7 +25,7 @@ import Testing
             let theirs = try AudioDecoder.decode(path: "\(folder)/\(reference).flac")
             #expect(mine.frameCount == theirs.frameCount)
             let value = TestSupport.snr(reference: theirs, estimate: mine)
-            #expect(value >= 60, "\(model) \(written): \(value) dB")
+            #expect(value >= 75, "\(model) \(written): \(value) dB")  // measured 80–85 dB, as the engine test
         }
     }
 
