@@ -135,12 +135,7 @@ public struct ModelDownloader: Sendable {
         let url = V2Models.url(of: file, base: v2BaseURL)
         // The converter reads the name and checksum from the file name, so it keeps it, in a
         // private folder that is removed whatever happens.
-        let staging = ModelCache.join(folder, ".v2-\(getpid())-\(UUID().uuidString.prefix(8))")
-        do {
-            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
-        } catch {
-            throw ModelStoreError(.fileSystem, "cannot create \(staging): \(error)")
-        }
+        let staging = try Self.makeStaging(in: folder, kind: "v2")
         defer { try? FileManager.default.removeItem(atPath: staging) }
         let downloadedPath = ModelCache.join(staging, file)
         do {
@@ -169,6 +164,19 @@ public struct ModelDownloader: Sendable {
         try manifest.write(path: cache.manifestPath(for: model))
     }
 
+    /// A new private folder inside `folder` (`.KIND-PID-RANDOM`: hidden, on the cache's file
+    /// system so that what is staged there moves into place by rename) for a download to be
+    /// checked in before anything is installed. The caller removes it.
+    private static func makeStaging(in folder: String, kind: String) throws -> String {
+        let staging = ModelCache.join(folder, ".\(kind)-\(getpid())-\(UUID().uuidString.prefix(8))")
+        do {
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
+        } catch {
+            throw ModelStoreError(.fileSystem, "cannot create \(staging): \(error)")
+        }
+        return staging
+    }
+
     /// Downloads a published RoFormer's checkpoint and config into a private folder, loads them
     /// (so a damaged or mismatched pair is refused before anything is installed), then moves the
     /// checkpoint and then the config into place as `NAME.ckpt` and `NAME.yaml`, recording both.
@@ -176,12 +184,7 @@ public struct ModelDownloader: Sendable {
                                manifest: inout ChecksumManifest,
                                progress: (@Sendable (DownloadProgress) -> Void)?) async throws {
         let folder = cache.folder(for: model)
-        let staging = ModelCache.join(folder, ".roformer-\(getpid())-\(UUID().uuidString.prefix(8))")
-        do {
-            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: false)
-        } catch {
-            throw ModelStoreError(.fileSystem, "cannot create \(staging): \(error)")
-        }
+        let staging = try Self.makeStaging(in: folder, kind: "roformer")
         defer { try? FileManager.default.removeItem(atPath: staging) }
         let checkpoint = model.model + ".ckpt"
         let urls = [(RoFormerModels.configURL(entry, base: roformerBaseURL), model.yamlFile),
