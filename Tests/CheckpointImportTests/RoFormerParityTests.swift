@@ -101,17 +101,15 @@ struct RoFormerFixtureCase: Decodable, Sendable, CustomTestStringConvertible {
         return try RoFormerCheckpoint.load(config: folder + "/" + model, checkpoint: folder + "/" + weights)
     }
 
-    /// The SNR in dB of `estimate(channel, frame)` against a stereo reference, over the first
-    /// `frames` frames (fewer where the reference is shorter).
+    /// `snrDB` of `estimate(channel, frame)` against a stereo reference, over the first `frames`
+    /// frames of each channel (fewer where the reference is shorter).
     static func snr(_ reference: AudioBuffer, frames: Int, _ estimate: (Int, Int) -> Float) -> Double {
-        var signal = 0.0, noise = 0.0
+        var expected: [Float] = [], actual: [Float] = []
         for ch in 0..<2 {
-            for i in 0..<min(frames, reference.channels[ch].count) {
-                let r = Double(reference.channels[ch][i]), e = Double(estimate(ch, i))
-                signal += r * r
-                noise += (r - e) * (r - e)
-            }
+            let count = min(frames, reference.channels[ch].count)
+            expected += reference.channels[ch].prefix(count)
+            actual += (0..<count).map { estimate(ch, $0) }
         }
-        return 10 * log10(signal / max(noise, 1e-300))
+        return snrDB(expected, actual)
     }
 }

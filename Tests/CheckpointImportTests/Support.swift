@@ -49,3 +49,15 @@ struct FNV64 {
         return h.hex
     }
 }
+
+/// 10·log10(Σ reference² / Σ (reference − estimate)²) in double precision, the SNR every parity
+/// test of this target checks (infinite when the two are equal).
+func snrDB(_ reference: [Float], _ estimate: [Float]) -> Double {
+    precondition(reference.count == estimate.count)
+    var signal = 0.0, noise = 0.0
+    for (r, e) in zip(reference, estimate) {
+        signal += Double(r) * Double(r)
+        noise += (Double(r) - Double(e)) * (Double(r) - Double(e))
+    }
+    return noise == 0 ? .infinity : 10 * log10(signal / noise)
+}

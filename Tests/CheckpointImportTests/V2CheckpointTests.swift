@@ -156,16 +156,6 @@ final class SNRTable: @unchecked Sendable {
     func set(_ name: String, _ value: Double) { values[name] = value }
 }
 
-func snrDB(_ reference: [Float], _ estimate: [Float]) -> Double {
-    precondition(reference.count == estimate.count)
-    var signal = 0.0, noise = 0.0
-    for (r, e) in zip(reference, estimate) {
-        signal += Double(r) * Double(r)
-        noise += (Double(r) - Double(e)) * (Double(r) - Double(e))
-    }
-    return noise == 0 ? .infinity : 10 * log10(signal / noise)
-}
-
 /// The diffq 0.1.0 layout of a quantised state (no `meta`, unpacked levels and bits), which the
 /// 2021 `demucs_quantized` file has, restores to exactly the weights of the diffq 0.2 layout.
 @Suite struct V2DiffQ01Tests {
