@@ -192,10 +192,17 @@ def sane(stats):
     return stats["rms"] > 1e-3 * stats["mix_rms"] and stats["rms_minus_mix"] > 1e-2 * stats["mix_rms"]
 
 
-def build(out, key, mix):
+def tools_module(name):
+    """A module of tools/ (fixturelib, make_fixtures_roformer), imported where it is used (they
+    import demucs and librosa, so not at this script's start)."""
     sys.path.insert(0, str(TOOLS))
-    import fixturelib
-    import make_fixtures_roformer as fx
+    import importlib
+    return importlib.import_module(name)
+
+
+def build(out, key, mix):
+    fixturelib = tools_module("fixturelib")
+    fx = tools_module("make_fixtures_roformer")
 
     name, cls_name, seed, cfg = MODELS[key]
     cls = model_class(cls_name)
@@ -231,8 +238,7 @@ def run_reference(out, key):
     torch.set_num_threads(THREADS)
     from audio_separator.separator.architectures.mdxc_separator import MDXCSeparator
     from audio_separator.separator.roformer.roformer_loader import RoformerLoader
-    sys.path.insert(0, str(TOOLS))
-    import make_fixtures_roformer as fx  # its reference_demix: the same driver call as the fixtures'
+    fx = tools_module("make_fixtures_roformer")  # its reference_demix: the same driver call as the fixtures'
     check_version()
 
     name = MODELS[key][0]
@@ -336,13 +342,13 @@ def run_ours(out, key, demucsctl):
 def compare(out, key):
     """Every stem demucsctl wrote against the reference's: SNR over the whole track and in its
     worst second."""
+    snr = tools_module("fixturelib").snr_db
     name = MODELS[key][0]
     stems = {}
     for wav in sorted((out / "ours" / name / "mix").glob("*.wav")):
         mine, _ = soundfile.read(str(wav), dtype="float64", always_2d=True)
         ref, _ = soundfile.read(str(out / "reference" / name / wav.name), dtype="float64", always_2d=True)
         assert mine.shape == ref.shape, f"{wav}: {mine.shape} vs {ref.shape}"
-        snr = lambda r, e: 10 * np.log10(np.sum(r ** 2) / max(np.sum((r - e) ** 2), 1e-300))
         worst = min(snr(ref[i:i + RATE], mine[i:i + RATE]) for i in range(0, ref.shape[0], RATE))
         stems[wav.stem] = {"snr_db": round(float(snr(ref, mine)), 1), "worst_second_snr_db": round(float(worst), 1)}
     return stems
